@@ -1,0 +1,109 @@
+// Package lb owns balancing: the service table, its pools of peers, the
+// selection policies and the per-peer runtime state (passive health,
+// counters) that survives table updates.
+//
+// Sources (Docker discovery, static --upstream flags) describe what should
+// be balanced as a list of Backend values. A Balancer turns each complete
+// list into an immutable Table and swaps it in with one atomic store;
+// requests only ever load the current Table, so picking takes no global lock.
+package lb
+
+import (
+	"fmt"
+	"time"
+)
+
+// Defaults of the per-peer settings, as nginx defines them.
+const (
+	DefaultService     = "default"
+	DefaultWeight      = 1
+	DefaultMaxFails    = 1
+	DefaultFailTimeout = 10 * time.Second
+	MaxWeight          = 1000
+)
+
+// Policy names a selection policy.
+type Policy string
+
+// The selection policies a service can use.
+const (
+	RoundRobin Policy = "round_robin" // smooth weighted round-robin (nginx)
+	LeastConn  Policy = "least_conn"
+	IPHash     Policy = "ip_hash"
+	P2C        Policy = "p2c"
+)
+
+// ParsePolicy validates a policy name; the empty string means RoundRobin.
+func ParsePolicy(s string) (Policy, error) {
+	switch p := Policy(s); p {
+	case "":
+		return RoundRobin, nil
+	case RoundRobin, LeastConn, IPHash, P2C:
+		return p, nil
+	}
+	return "", fmt.Errorf("unknown policy %q (want round_robin, least_conn, ip_hash or p2c)", s)
+}
+
+// Rules say which requests a service receives. The zero value matches every
+// request that no other service matches.
+type Rules struct {
+	Hosts       []string // exact names or "*.example.com"; empty = any host
+	PathPrefix  string   // "" or "/" = any path
+	StripPrefix bool     // remove PathPrefix before forwarding
+	Policy      Policy
+}
+
+// HealthCheck configures active HTTP health checking; Path "" disables it.
+type HealthCheck struct {
+	Path     string
+	Interval time.Duration
+	Timeout  time.Duration
+}
+
+// Backend is one peer as a source describes it. It is a plain value: sources
+// build it, the Balancer copies it, nobody mutates it afterwards.
+type Backend struct {
+	// ID is the stable identity of the thing behind the address (a container
+	// ID, or "static:" + address). Runtime state is carried across updates
+	// for a peer whose ID and address are unchanged.
+	ID   string
+	Name string // for people: container name or the address
+
+	Service string
+	Network string // "tcp" or "unix"
+	Addr    string // "172.18.0.3:6969" or "/run/app.sock"
+
+	Weight      int
+	Backup      bool
+	MaxFails    int // 0 disables passive health
+	FailTimeout time.Duration
+
+	Rules  Rules
+	Health HealthCheck
+
+	// Started orders members of a service when their rules disagree: the
+	// longest-running member's rules hold.
+	Started time.Time
+}
+
+// Key is the identity under which runtime state is kept.
+func (b *Backend) Key() string { return b.ID + "|" + b.Network + "|" + b.Addr }
+
+// Validate reports the first setting of b that cannot be balanced.
+func (b *Backend) Validate() error {
+	switch {
+	case b.ID == "":
+		return fmt.Errorf("backend %q: empty ID", b.Name)
+	case b.Addr == "":
+		return fmt.Errorf("backend %q: empty address", b.Name)
+	case b.Network != "tcp" && b.Network != "unix":
+		return fmt.Errorf("backend %q: network %q is not tcp or unix", b.Name, b.Network)
+	case b.Weight < 1 || b.Weight > MaxWeight:
+		return fmt.Errorf("backend %q: weight %d out of range 1-%d", b.Name, b.Weight, MaxWeight)
+	case b.MaxFails < 0:
+		return fmt.Errorf("backend %q: negative max_fails", b.Name)
+	case b.FailTimeout < 0:
+		return fmt.Errorf("backend %q: negative fail_timeout", b.Name)
+	}
+	return nil
+}

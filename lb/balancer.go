@@ -1,0 +1,246 @@
+package lb
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+)
+
+// Balancer holds the current Table and builds the next one from the
+// backends each source reports. Sources (Docker discovery, static upstreams)
+// call Update with their complete, current list; the Balancer merges all
+// sources, builds a new Table and publishes it with one atomic store.
+//
+// Update is safe for concurrent use (updates are serialized); Table never
+// blocks.
+type Balancer struct {
+	table atomic.Pointer[Table]
+
+	mu       sync.Mutex
+	sources  map[string][]Backend
+	states   map[string]*peerState // by Backend.Key, carried across tables
+	warnings map[string]bool       // conflict warnings already logged
+	clock    func() int64
+	log      zerolog.Logger
+
+	// onRemove is called, outside the lock, for the runtime state of each
+	// peer that left the table: the proxy closes its idle connections.
+	onRemove func(attachment any)
+}
+
+// Option configures a Balancer.
+type Option func(*Balancer)
+
+// WithClock replaces the monotonic clock (nanoseconds) used for passive
+// health, so tests control time.
+func WithClock(now func() int64) Option { return func(b *Balancer) { b.clock = now } }
+
+// WithLogger sets the logger for peer state changes.
+func WithLogger(l zerolog.Logger) Option { return func(b *Balancer) { b.log = l } }
+
+// OnRemove registers fn to receive the attachment (see Peer.AttachOnce) of
+// every peer that leaves the table. Requests in flight on it still finish.
+func OnRemove(fn func(attachment any)) Option { return func(b *Balancer) { b.onRemove = fn } }
+
+// New returns a Balancer with an empty table.
+func New(opts ...Option) *Balancer {
+	b := &Balancer{
+		sources:  map[string][]Backend{},
+		states:   map[string]*peerState{},
+		warnings: map[string]bool{},
+		clock:    nanotime,
+		log:      zerolog.Nop(),
+	}
+	for _, o := range opts {
+		o(b)
+	}
+	b.table.Store(buildTable(nil))
+	return b
+}
+
+// Table returns the current table.
+func (b *Balancer) Table() *Table { return b.table.Load() }
+
+// Now reads the balancer's clock.
+func (b *Balancer) Now() int64 { return b.clock() }
+
+// Update replaces everything source reported before with backends and
+// publishes a new table. Invalid backends are skipped with a warning; the
+// rest are applied.
+func (b *Balancer) Update(source string, backends []Backend) {
+	b.mu.Lock()
+	b.sources[source] = append([]Backend(nil), backends...)
+	old := b.table.Load()
+	t, removed := b.build()
+	b.table.Store(t)
+	b.logDiff(old, t)
+	b.mu.Unlock()
+	if b.onRemove != nil {
+		for _, s := range removed {
+			if v := s.attached.Load(); v != nil {
+				b.onRemove(*v)
+			}
+		}
+	}
+}
+
+// build makes a new table from all sources; b.mu is held.
+func (b *Balancer) build() (*Table, []*peerState) {
+	names := make([]string, 0, len(b.sources))
+	for n := range b.sources {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+
+	type member struct {
+		peers []*Peer
+	}
+	services := map[string]*member{}
+	var order []string
+	seen := map[string]bool{}
+	states := make(map[string]*peerState, len(b.states))
+	for _, src := range names {
+		for _, be := range b.sources[src] {
+			if err := be.Validate(); err != nil {
+				b.log.Warn().Str("source", src).Err(err).Msg("backend skipped")
+				continue
+			}
+			if be.Service == "" {
+				be.Service = DefaultService
+			}
+			k := be.Key()
+			if seen[k] {
+				b.log.Warn().Str("source", src).Str("container", be.Name).Str("address", be.Addr).
+					Msg("backend listed twice; keeping the first")
+				continue
+			}
+			seen[k] = true
+			st := b.states[k]
+			if st == nil {
+				st = &peerState{}
+			}
+			states[k] = st
+			m := services[be.Service]
+			if m == nil {
+				m = &member{}
+				services[be.Service] = m
+				order = append(order, be.Service)
+			}
+			m.peers = append(m.peers, &Peer{Backend: be, state: st})
+		}
+	}
+	var removed []*peerState
+	for k, st := range b.states {
+		if states[k] == nil {
+			removed = append(removed, st)
+		}
+	}
+	b.states = states
+
+	old := b.table.Load()
+	pools := make([]*Pool, 0, len(order))
+	for _, name := range order {
+		peers := services[name].peers
+		rules := b.serviceRules(name, peers)
+		p := newPool(name, rules, peers, b.clock, &b.log)
+		if op := old.Pool(name); op != nil && sameCycle(op, p) {
+			// Keep the position so frequent unrelated updates do not
+			// restart every service's cycle at its heaviest peer.
+			p.cursor.Store(op.cursor.Load())
+			p.bcursor.Store(op.bcursor.Load())
+		}
+		pools = append(pools, p)
+	}
+	t := buildTable(pools)
+	for _, w := range t.Warnings {
+		if !b.warnings[w] {
+			b.warnings[w] = true
+			b.log.Warn().Msg(w)
+		}
+	}
+	return t, removed
+}
+
+// serviceRules picks the rules of the longest-running member and warns once
+// about members that disagree.
+func (b *Balancer) serviceRules(service string, peers []*Peer) Rules {
+	ref := peers[0]
+	for _, p := range peers[1:] {
+		if p.Started.Before(ref.Started) || (p.Started.Equal(ref.Started) && p.ID < ref.ID) {
+			ref = p
+		}
+	}
+	for _, p := range peers {
+		if p == ref || sameRules(p.Rules, ref.Rules) {
+			continue
+		}
+		w := fmt.Sprintf("service %q: %s has routing rules %s that differ from %s's %s; the longest-running member's rules hold",
+			service, p.Name, describeRules(p.Rules), ref.Name, describeRules(ref.Rules))
+		if !b.warnings[w] {
+			b.warnings[w] = true
+			b.log.Warn().Str("service", service).Str("container", p.Name).Msg(w)
+		}
+	}
+	return ref.Rules
+}
+
+func sameRules(a, b Rules) bool {
+	if a.PathPrefix != b.PathPrefix || a.StripPrefix != b.StripPrefix || a.Policy != b.Policy || len(a.Hosts) != len(b.Hosts) {
+		return false
+	}
+	for i := range a.Hosts {
+		if a.Hosts[i] != b.Hosts[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func describeRules(r Rules) string {
+	return fmt.Sprintf("(host=%v path=%q strip=%v policy=%q)", r.Hosts, r.PathPrefix, r.StripPrefix, r.Policy)
+}
+
+func sameCycle(a, b *Pool) bool {
+	if len(a.peers) != len(b.peers) {
+		return false
+	}
+	for i := range a.peers {
+		x, y := a.peers[i], b.peers[i]
+		if x.state != y.state || x.Weight != y.Weight || x.Backup != y.Backup {
+			return false
+		}
+	}
+	return true
+}
+
+// logDiff logs each peer that joined or left, once, at info level.
+func (b *Balancer) logDiff(old, cur *Table) {
+	before := map[string]*Peer{}
+	for _, p := range old.pools {
+		for _, pe := range p.peers {
+			before[pe.Key()] = pe
+		}
+	}
+	for _, p := range cur.pools {
+		for _, pe := range p.peers {
+			k := pe.Key()
+			if o, ok := before[k]; ok {
+				delete(before, k)
+				if o.Weight != pe.Weight || o.Backup != pe.Backup || o.Service != pe.Service {
+					b.log.Info().Str("service", p.name).Str("container", pe.Name).Str("address", pe.Addr).
+						Int("weight", pe.Weight).Bool("backup", pe.Backup).Msg("peer updated")
+				}
+				continue
+			}
+			b.log.Info().Str("service", p.name).Str("container", pe.Name).Str("address", pe.Addr).
+				Int("weight", pe.Weight).Bool("backup", pe.Backup).Msg("peer added")
+		}
+	}
+	for _, pe := range before {
+		b.log.Info().Str("service", pe.Service).Str("container", pe.Name).Str("address", pe.Addr).
+			Int64("in_flight", pe.InFlight()).Msg("peer removed; in-flight requests finish")
+	}
+}
