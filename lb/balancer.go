@@ -244,3 +244,6 @@ func (b *Balancer) logDiff(old, cur *Table) {
 			Int64("in_flight", pe.InFlight()).Msg("peer removed; in-flight requests finish")
 	}
 }
+
+// Route returns the service of the current table for host and path, or nil.
+func (b *Balancer) Route(host, path string) *Pool { return b.table.Load().Route(host, path) }

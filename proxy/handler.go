@@ -1,0 +1,324 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/wharflb/wharf/lb"
+)
+
+// Handler is the reference engine: an http.Handler that routes each
+// request, forwards it with net/http's ReverseProxy and retries failed
+// attempts on the next peer with nginx's rules. It supports everything
+// net/http does (HTTP/2, upgrades, trailers, streaming).
+//
+// Handler is safe for concurrent use.
+type Handler struct {
+	router Router
+	cfg    Config
+	rp     *httputil.ReverseProxy
+}
+
+// attempt carries one forwarding attempt through ReverseProxy's hooks.
+type attempt struct {
+	peer *lb.Peer
+	pool *lb.Pool
+	// swallowStatus lets a retry-on-status answer be dropped so the next
+	// peer can be tried; false on what must be the last attempt.
+	swallowStatus bool
+	err           error // transport error, or errRetryStatus
+	status        int   // peer's answer when err is errRetryStatus
+	wrote         bool  // the response head went to the client
+}
+
+type attemptKey struct{}
+
+var errRetryStatus = errors.New("peer answered with a retry-on-status code")
+
+// NewHandler returns the reference engine for router with cfg.
+func NewHandler(router Router, cfg Config) *Handler {
+	h := &Handler{router: router, cfg: cfg}
+	h.rp = &httputil.ReverseProxy{
+		Rewrite:        h.rewrite,
+		Transport:      roundTripper(h.roundTrip),
+		ErrorHandler:   func(_ http.ResponseWriter, r *http.Request, err error) { attemptOf(r).err = err },
+		ModifyResponse: h.modifyResponse,
+		ErrorLog:       log.New(debugWriter{&cfg.Log}, "", 0),
+	}
+	return h
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func attemptOf(r *http.Request) *attempt { return r.Context().Value(attemptKey{}).(*attempt) }
+
+// ServeHTTP routes r and forwards it, trying peers until one answers.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	pool := h.router.Route(r.Host, r.URL.Path)
+	if pool == nil {
+		writeError(w, http.StatusNotFound, msgNoRoute, "")
+		return
+	}
+	body, replayable, err := h.bufferBody(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, msgBadRequest+": "+err.Error(), pool.Name())
+		return
+	}
+	var deadline time.Time
+	if h.cfg.NextUpstreamTimeout > 0 {
+		deadline = time.Now().Add(h.cfg.NextUpstreamTimeout)
+	}
+	var triedBuf [8]*lb.Peer
+	tried := triedBuf[:0]
+	a := &attempt{pool: pool}
+	ctx := context.WithValue(r.Context(), attemptKey{}, a)
+	for {
+		now := pool.Now()
+		peer := pool.Pick(now, tried)
+		if peer == nil {
+			if len(tried) == 0 {
+				writeError(w, http.StatusServiceUnavailable, msgNoPeer, pool.Name())
+			} else {
+				writeError(w, http.StatusBadGateway, msgAllFailed, pool.Name())
+			}
+			return
+		}
+		tried = append(tried, peer)
+		budget := h.budgetLeft(tried, deadline)
+		swallow := budget && replayable && idempotent(r.Method) && hasUntried(pool, tried)
+		*a = attempt{peer: peer, pool: pool, swallowStatus: swallow}
+
+		out := r.WithContext(ctx)
+		if body != nil {
+			out.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		h.forward(w, out, a)
+
+		switch {
+		case a.err == nil:
+			return // answered (possibly with a retry-on-status code, on the last attempt)
+		case r.Context().Err() != nil:
+			return // the client went away: nobody to answer
+		case a.wrote:
+			return // too late to retry: the client has part of an answer
+		}
+		h.cfg.Log.Debug().Str("service", pool.Name()).Str("container", peer.Name).
+			Str("address", peer.Addr).Err(a.err).Msg("attempt failed")
+		if !h.budgetLeft(tried, deadline) || !h.mayRetry(a.err, r.Method, replayable) {
+			writeError(w, http.StatusBadGateway, msgAllFailed, pool.Name())
+			return
+		}
+	}
+}
+
+// forward makes one attempt. ReverseProxy aborts the handler with a panic
+// when the peer fails in the middle of a response; the deferred End keeps
+// the peer's accounting right in that case too.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, a *attempt) {
+	a.peer.Begin()
+	defer func() {
+		broke := recover()
+		failed := a.err != nil || !a.wrote || a.status != 0 || broke != nil
+		a.peer.End(failed && r.Context().Err() == nil, a.pool.Now())
+		if broke != nil {
+			panic(broke)
+		}
+	}()
+	h.rp.ServeHTTP(w, r)
+}
+
+// budgetLeft reports whether --next-upstream-tries and
+// --next-upstream-timeout allow another attempt after the ones in tried.
+func (h *Handler) budgetLeft(tried []*lb.Peer, deadline time.Time) bool {
+	if h.cfg.NextUpstreamTries > 0 && len(tried) >= h.cfg.NextUpstreamTries {
+		return false
+	}
+	return deadline.IsZero() || time.Now().Before(deadline)
+}
+
+// hasUntried reports whether any peer of pool was not tried yet.
+func hasUntried(pool *lb.Pool, tried []*lb.Peer) bool {
+	now := pool.Now()
+	for _, p := range pool.Peers() {
+		if p.Available(now) && !contains(tried, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(list []*lb.Peer, p *lb.Peer) bool {
+	for _, q := range list {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// mayRetry is the one place that decides whether a failed attempt may be
+// sent to another peer. A request that never reached the peer (the dial
+// failed) may always go elsewhere, if its body can be sent again; anything
+// else only when the method is idempotent.
+func (h *Handler) mayRetry(err error, method string, replayable bool) bool {
+	if !replayable {
+		return false
+	}
+	if isDialError(err) {
+		return true
+	}
+	return idempotent(method)
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// bufferBody reads a request body of at most RetryBodyLimit bytes into
+// memory so that it can be replayed. A larger body is left streaming (and
+// the request is not retryable once it was sent).
+func (h *Handler) bufferBody(r *http.Request) (body []byte, replayable bool, err error) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return nil, true, nil
+	}
+	limit := h.cfg.retryBodyLimit()
+	if r.ContentLength > limit || limit == 0 {
+		return nil, false, nil
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 512), limit+1)))
+	n, err := io.CopyN(buf, r.Body, limit+1)
+	if err != nil && err != io.EOF {
+		return nil, false, err
+	}
+	if n > limit {
+		// A chunked body over the limit: stream what was read and the rest.
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(buf.Bytes()), r.Body), r.Body}
+		return nil, false, nil
+	}
+	return buf.Bytes(), true, nil
+}
+
+// rewrite turns the client's request into the peer's: the peer's address,
+// the client's Host, and X-Forwarded-* (appending to an existing
+// X-Forwarded-For, as nginx's $proxy_add_x_forwarded_for does).
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
+	a := attemptOf(pr.In)
+	out, in := pr.Out, pr.In
+	out.URL.Scheme = "http"
+	if a.peer.Network == "unix" {
+		out.URL.Host = "localhost"
+	} else {
+		out.URL.Host = a.peer.Addr
+	}
+	out.Host = in.Host
+	if r := a.pool.Rules(); r.StripPrefix && r.PathPrefix != "" && r.PathPrefix != "/" {
+		out.URL.Path = stripPrefix(in.URL.Path, r.PathPrefix)
+		out.URL.RawPath = ""
+	}
+	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
+		if prior := in.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+			ip = strings.Join(prior, ", ") + ", " + ip
+		}
+		out.Header.Set("X-Forwarded-For", ip)
+	}
+	out.Header.Set("X-Forwarded-Host", in.Host)
+	if in.TLS != nil {
+		out.Header.Set("X-Forwarded-Proto", "https")
+	} else {
+		out.Header.Set("X-Forwarded-Proto", "http")
+	}
+}
+
+func stripPrefix(path, prefix string) string {
+	rest := strings.TrimPrefix(path, strings.TrimSuffix(prefix, "/"))
+	if rest == "" || rest[0] != '/' {
+		rest = "/" + rest
+	}
+	return rest
+}
+
+func (h *Handler) modifyResponse(res *http.Response) error {
+	a := attemptOf(res.Request)
+	if h.cfg.retryStatus(res.StatusCode) {
+		a.status = res.StatusCode // a failure for passive health either way
+		if a.swallowStatus {
+			res.Body.Close()
+			return errRetryStatus
+		}
+	}
+	a.wrote = true
+	return nil
+}
+
+// roundTrip sends the request over the peer's own transport, so that each
+// peer's idle connections can be closed when it leaves.
+func (h *Handler) roundTrip(r *http.Request) (*http.Response, error) {
+	a := attemptOf(r)
+	t := a.peer.AttachOnce(func() any { return h.newTransport(a.peer) }).(*peerTransport)
+	return t.RoundTrip(r)
+}
+
+// peerTransport is the connection pool of one peer.
+type peerTransport struct {
+	*http.Transport
+	closeOnce sync.Once
+}
+
+func (h *Handler) newTransport(p *lb.Peer) *peerTransport {
+	dialTimeout := h.cfg.DialTimeout
+	if dialTimeout == 0 {
+		dialTimeout = DefaultDialTimeout
+	}
+	headerTimeout := h.cfg.ResponseHeaderTimeout
+	if headerTimeout == 0 {
+		headerTimeout = DefaultResponseHeaderTimeout
+	}
+	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	network, addr := p.Network, p.Addr
+	return &peerTransport{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		},
+		MaxIdleConns:          0,
+		MaxIdleConnsPerHost:   maxIdlePerPeer,
+		IdleConnTimeout:       idleTimeout,
+		ResponseHeaderTimeout: headerTimeout,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     false,
+		ExpectContinueTimeout: time.Second,
+	}}
+}
+
+// ClosePeer closes the idle connections of a peer that left the table; it
+// is the lb.OnRemove hook. Connections in use finish their request first.
+func ClosePeer(attachment any) {
+	if t, ok := attachment.(*peerTransport); ok {
+		t.closeOnce.Do(t.CloseIdleConnections)
+	}
+}
+
+// debugWriter sends ReverseProxy's own messages (a peer that broke off a
+// response, a client that went away) to the debug log.
+type debugWriter struct{ log *zerolog.Logger }
+
+func (d debugWriter) Write(p []byte) (int, error) {
+	d.log.Debug().Msg(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

@@ -1,0 +1,89 @@
+// Package proxy owns HTTP: the entry point, routing a request to a service,
+// asking the service's pool for a peer, forwarding, retrying on the next
+// peer, forwarded headers and error answers.
+//
+// Forwarding itself is done by an engine. The reference engine is built on
+// net/http's ReverseProxy and handles every protocol net/http does; it is
+// also what other engines are tested against.
+package proxy
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/wharflb/wharf/lb"
+)
+
+// Router finds the service for a request. *lb.Balancer implements it.
+type Router interface {
+	// Route returns the pool for host and path, or nil when no service
+	// matches.
+	Route(host, path string) *lb.Pool
+}
+
+// Config holds the proxy's behaviour. The zero value is valid: every peer
+// is tried once, there is no overall time bound, only connection failures
+// count, and bodies up to DefaultRetryBodyLimit are kept for replay.
+type Config struct {
+	// NextUpstreamTries bounds the attempts of one request (nginx
+	// proxy_next_upstream_tries); 0 means every peer once.
+	NextUpstreamTries int
+	// NextUpstreamTimeout bounds the time spent on all attempts of one
+	// request before giving up on the next one; 0 means no bound.
+	NextUpstreamTimeout time.Duration
+	// RetryOnStatus lists peer answers treated as failures (e.g. 502, 503,
+	// 504): the request goes to the next peer when it may be retried, and
+	// the last answer is passed to the client when no peer is left.
+	RetryOnStatus []int
+	// RetryBodyLimit is the largest request body kept in memory so it can be
+	// sent again on retry; larger bodies are streamed and not retried.
+	// 0 means DefaultRetryBodyLimit; negative disables keeping bodies.
+	RetryBodyLimit int64
+	// DialTimeout bounds connecting to a peer; 0 means DefaultDialTimeout.
+	DialTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for a peer's response head
+	// after the request was sent; 0 means DefaultResponseHeaderTimeout.
+	ResponseHeaderTimeout time.Duration
+
+	// AccessLog logs one line per request at info level.
+	AccessLog bool
+	Log       zerolog.Logger
+}
+
+// Defaults of Config.
+const (
+	DefaultRetryBodyLimit        = 64 << 10
+	DefaultDialTimeout           = 5 * time.Second
+	DefaultResponseHeaderTimeout = 60 * time.Second // nginx proxy_read_timeout
+	maxIdlePerPeer               = 1024
+	idleTimeout                  = 90 * time.Second
+)
+
+func (c *Config) retryBodyLimit() int64 {
+	if c.RetryBodyLimit == 0 {
+		return DefaultRetryBodyLimit
+	}
+	return max(c.RetryBodyLimit, 0)
+}
+
+func (c *Config) retryStatus(code int) bool {
+	for _, s := range c.RetryOnStatus {
+		if s == code {
+			return true
+		}
+	}
+	return false
+}
+
+// idempotent reports whether a request with this method may be sent again
+// after it possibly reached a peer (RFC 9110 section 9.2.2).
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace,
+		http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
