@@ -1,0 +1,185 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wharflb/wharf/lb"
+)
+
+// config is everything the binary is told, by flags or WHARF_* variables.
+type config struct {
+	Listen              string
+	Network             string
+	LabelPrefix         string
+	Upstreams           []lb.Backend
+	AdminListen         string
+	LogLevel            string
+	LogFormat           string
+	AccessLog           bool
+	TLSCert, TLSKey     string
+	NextUpstreamTries   int
+	NextUpstreamTimeout time.Duration
+	RetryOnStatus       []int
+	RetryBodyLimit      int64
+	ShutdownTimeout     time.Duration
+}
+
+// envName is the variable that stands for a flag: WHARF_ + NAME with - as _.
+func envName(flagName string) string {
+	return "WHARF_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseConfig reads flags, then fills every flag not given on the command
+// line from its WHARF_* variable. Errors name the flag (or variable) and
+// the value.
+func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*config, error) {
+	c := &config{RetryBodyLimit: 64 << 10}
+	fs := flag.NewFlagSet("wharf", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.Listen, "listen", ":10000", "client entry point (HTTP, or HTTPS with --tls-cert)")
+	fs.StringVar(&c.Network, "network", "", "Docker network whose labelled containers are balanced")
+	fs.StringVar(&c.LabelPrefix, "label-prefix", "lb", "prefix of the container labels")
+	fs.Func("upstream", "static peer, repeatable: HOST:PORT or unix:/PATH[,weight=N,backup,max_fails=N,fail_timeout=D,service=NAME]", func(s string) error {
+		for _, spec := range strings.Fields(s) {
+			b, err := lb.ParseUpstream(spec)
+			if err != nil {
+				return err
+			}
+			c.Upstreams = append(c.Upstreams, b)
+		}
+		return nil
+	})
+	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:8080", "admin server (health, API, metrics, dashboard); empty disables")
+	fs.Func("log-level", "debug, info, warn or error (default info)", oneOf(&c.LogLevel, "debug", "info", "warn", "error"))
+	fs.Func("log-format", "json, console or auto (default auto: console on a terminal)", oneOf(&c.LogFormat, "json", "console", "auto"))
+	fs.BoolVar(&c.AccessLog, "access-log", false, "log one line per request")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "certificate file (PEM) to serve the entry point over TLS with HTTP/2")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "private key file (PEM) for --tls-cert")
+	fs.Func("next-upstream-tries", "attempts per request; 0 = every peer once", func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return errors.New("want a whole number, 0 or more")
+		}
+		c.NextUpstreamTries = n
+		return nil
+	})
+	fs.Func("next-upstream-timeout", "time bound on all attempts of one request; 0 = none", nonNegDuration(&c.NextUpstreamTimeout))
+	fs.Func("retry-on-status", "peer answers also treated as failures, e.g. 502,503,504", func(s string) error {
+		c.RetryOnStatus = nil
+		for _, f := range strings.Split(s, ",") {
+			if f = strings.TrimSpace(f); f == "" {
+				continue
+			}
+			n, err := strconv.Atoi(f)
+			if err != nil || n < 500 || n > 599 {
+				return fmt.Errorf("%q is not a 5xx status code", f)
+			}
+			c.RetryOnStatus = append(c.RetryOnStatus, n)
+		}
+		return nil
+	})
+	fs.Func("retry-body-limit", "largest request body kept for replay on retry (default 64KiB)", func(s string) error {
+		n, err := parseSize(s)
+		c.RetryBodyLimit = n
+		return err
+	})
+	c.ShutdownTimeout = 30 * time.Second
+	fs.Func("shutdown-timeout", "how long in-flight requests may finish after SIGTERM (default 30s)", nonNegDuration(&c.ShutdownTimeout))
+	c.LogLevel, c.LogFormat = "info", "auto"
+
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(fs, usage)
+			return nil, err
+		}
+		return nil, errors.New(strings.Replace(err.Error(), " -", " --", 1))
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (flags start with --; subcommands are healthcheck and version)", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		v := getenv(envName(f.Name))
+		if err != nil || set[f.Name] || v == "" {
+			return
+		}
+		if e := fs.Set(f.Name, v); e != nil {
+			err = fmt.Errorf("invalid value %q for %s (--%s): %v", v, envName(f.Name), f.Name, e)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case c.Network == "" && len(c.Upstreams) == 0:
+		return nil, errors.New("nothing to balance: give --network (Docker discovery) or --upstream (static peers)")
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	return c, nil
+}
+
+func oneOf(dst *string, allowed ...string) func(string) error {
+	return func(s string) error {
+		for _, a := range allowed {
+			if s == a {
+				*dst = s
+				return nil
+			}
+		}
+		return fmt.Errorf("want one of %s", strings.Join(allowed, ", "))
+	}
+}
+
+func nonNegDuration(dst *time.Duration) func(string) error {
+	return func(s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return errors.New("want a duration like 10s or 500ms")
+		}
+		*dst = d
+		return nil
+	}
+}
+
+// parseSize reads a byte count: 65536, 64KiB, 64KB, 1MiB, 0.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"k", 1 << 10}, {"m", 1 << 20}, {"B", 1}}
+	num, mult := s, int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			num, mult = strings.TrimSuffix(s, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	if err != nil || n < 0 {
+		return 0, errors.New("want a size like 65536, 64KiB or 1MiB")
+	}
+	return n * mult, nil
+}
+
+func printUsage(fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprintln(w, "usage: wharf [flags]          balance labelled containers of a Docker network")
+	fmt.Fprintln(w, "       wharf healthcheck      exit 0 if the admin server's /healthz answers 200")
+	fmt.Fprintln(w, "       wharf version")
+	fmt.Fprintln(w, "\nEvery flag can also be set by its variable, e.g. --admin-listen by WHARF_ADMIN_LISTEN.\n\nflags:")
+	fs.VisitAll(func(f *flag.Flag) {
+		def := ""
+		if f.DefValue != "" && f.DefValue != "false" {
+			def = fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintf(w, "  --%-24s %s%s\n      env %s\n", f.Name, f.Usage, def, envName(f.Name))
+	})
+}

@@ -1,0 +1,262 @@
+// Command wharf is a load balancer that configures itself from Docker: it
+// balances HTTP requests across the labelled containers of one network by
+// smooth weighted round-robin, with nginx's failure semantics.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/docker/docker/client"
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+
+	"github.com/wharflb/wharf/admin"
+	"github.com/wharflb/wharf/discovery"
+	"github.com/wharflb/wharf/lb"
+	"github.com/wharflb/wharf/proxy"
+)
+
+// version is set at build time with -ldflags "-X main.version=..."; the
+// module's build info is used otherwise.
+var version = ""
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "version":
+			fmt.Fprintln(stdout, versionString())
+			return 0
+		case "healthcheck":
+			return healthcheck(args[1:], getenv, stderr)
+		}
+	}
+	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "wharf: %v\n", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error().Err(err).Msg("wharf stopped")
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg *config, stderr io.Writer) zerolog.Logger {
+	level, _ := zerolog.ParseLevel(cfg.LogLevel)
+	var w io.Writer = stderr
+	console := cfg.LogFormat == "console"
+	if cfg.LogFormat == "auto" {
+		if f, ok := stderr.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			console = true
+		}
+	}
+	if console {
+		w = zerolog.ConsoleWriter{Out: stderr, TimeFormat: "15:04:05.000"}
+	}
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// serve wires discovery, the balancer and the proxy together and runs until
+// ctx is done.
+func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
+	bal := lb.New(lb.WithLogger(log), lb.OnRemove(proxy.ClosePeer))
+	if len(cfg.Upstreams) > 0 {
+		bal.Update("static", cfg.Upstreams)
+	}
+
+	ready := func() bool { return true }
+	engineVersion, apiVersion := "", ""
+	if cfg.Network != "" {
+		cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+		if err != nil {
+			return fmt.Errorf("docker client: %w (check DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH)", err)
+		}
+		defer cli.Close()
+		vctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		if v, err := cli.ServerVersion(vctx); err == nil {
+			engineVersion, apiVersion = v.Version, cli.ClientVersion()
+		} else {
+			engineVersion = "unreachable"
+		}
+		cancel()
+		w := discovery.New(cli, discovery.Config{Network: cfg.Network, LabelPrefix: cfg.LabelPrefix, Log: log},
+			func(list []lb.Backend) { bal.Update("docker", list) })
+		go w.Run(ctx)
+		ready = w.Synced
+	}
+
+	handler := proxy.NewHandler(bal, proxy.Config{
+		NextUpstreamTries:   cfg.NextUpstreamTries,
+		NextUpstreamTimeout: cfg.NextUpstreamTimeout,
+		RetryOnStatus:       cfg.RetryOnStatus,
+		RetryBodyLimit:      cfg.RetryBodyLimit,
+		AccessLog:           cfg.AccessLog,
+		Log:                 log,
+	})
+	srv := proxy.NewServer(handler)
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", cfg.Listen, err)
+	}
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		certs, err := newCertReloader(cfg.TLSCert, cfg.TLSKey, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		go certs.reloadOnSIGHUP(ctx)
+		srv.TLSConfig = &tls.Config{GetCertificate: certs.get, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+		scheme = "https"
+	}
+
+	if cfg.AdminListen != "" {
+		aln, err := net.Listen("tcp", cfg.AdminListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("--admin-listen %s: %w", cfg.AdminListen, err)
+		}
+		asrv := &http.Server{Handler: admin.New(bal, ready), ReadHeaderTimeout: 10 * time.Second}
+		go asrv.Serve(aln)
+		defer asrv.Close()
+	}
+
+	ev := log.Info().Str("listen", scheme+"://"+ln.Addr().String()).Str("admin", cfg.AdminListen).
+		Int("static_peers", len(cfg.Upstreams)).Str("version", versionString())
+	if cfg.Network != "" {
+		ev = ev.Str("network", cfg.Network).Str("engine_version", engineVersion).Str("api_version", apiVersion)
+	}
+	ev.Msg("wharf started")
+
+	err = proxy.Serve(ctx, srv, ln, cfg.ShutdownTimeout)
+	log.Info().Msg("wharf stopped accepting; in-flight requests finished")
+	return err
+}
+
+// certReloader serves the certificate pair from disk and reloads it on
+// SIGHUP without dropping connections.
+type certReloader struct {
+	certFile, keyFile string
+	cert              atomic.Pointer[tls.Certificate]
+	log               zerolog.Logger
+}
+
+func newCertReloader(certFile, keyFile string, log zerolog.Logger) (*certReloader, error) {
+	c := &certReloader{certFile: certFile, keyFile: keyFile, log: log}
+	if err := c.load(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *certReloader) load() error {
+	cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+	if err != nil {
+		return fmt.Errorf("--tls-cert %s / --tls-key %s: %w", c.certFile, c.keyFile, err)
+	}
+	c.cert.Store(&cert)
+	return nil
+}
+
+func (c *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.cert.Load(), nil }
+
+func (c *certReloader) reloadOnSIGHUP(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if err := c.load(); err != nil {
+				c.log.Error().Err(err).Msg("certificate not reloaded; keeping the previous one")
+				continue
+			}
+			c.log.Info().Str("cert", c.certFile).Msg("certificate reloaded")
+		}
+	}
+}
+
+// healthcheck asks the admin server's /healthz, for HEALTHCHECK in an
+// image without curl.
+func healthcheck(args []string, getenv func(string) string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("wharf healthcheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("admin-listen", "", "admin address (default $WHARF_ADMIN_LISTEN or 127.0.0.1:8080)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *addr == "" {
+		*addr = getenv("WHARF_ADMIN_LISTEN")
+	}
+	if *addr == "" {
+		*addr = "127.0.0.1:8080"
+	}
+	host, port, err := net.SplitHostPort(*addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "wharf healthcheck: bad admin address %q: %v\n", *addr, err)
+		return 1
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	c := &http.Client{Timeout: 3 * time.Second}
+	res, err := c.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	if err != nil {
+		fmt.Fprintf(stderr, "wharf healthcheck: %v\n", err)
+		return 1
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "wharf healthcheck: /healthz answered %s\n", res.Status)
+		return 1
+	}
+	return 0
+}
+
+func versionString() string {
+	v := version
+	info, ok := debug.ReadBuildInfo()
+	if v == "" && ok {
+		v = info.Main.Version
+	}
+	if v == "" || v == "(devel)" {
+		v = "dev"
+	}
+	if ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " (" + s.Value[:12] + ")"
+			}
+		}
+		v += " " + info.GoVersion
+	}
+	return "wharf " + v
+}

@@ -1,0 +1,603 @@
+// Package discovery owns everything Docker: it watches the Engine's events,
+// turns each labelled container on the configured network into an
+// lb.Backend, and publishes complete snapshots of the routable set. It never
+// touches HTTP.
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/system"
+	"github.com/rs/zerolog"
+
+	"github.com/wharflb/wharf/lb"
+)
+
+// Engine is the part of the Docker API the watcher uses; *client.Client
+// implements it.
+type Engine interface {
+	Info(ctx context.Context) (system.Info, error)
+	Events(ctx context.Context, options events.ListOptions) (<-chan events.Message, <-chan error)
+	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
+	ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error)
+	NetworkInspect(ctx context.Context, id string, options network.InspectOptions) (network.Inspect, error)
+	ClientVersion() string
+	DaemonHost() string
+}
+
+// Config configures a Watcher.
+type Config struct {
+	Network     string // name or ID of the network whose containers are balanced
+	LabelPrefix string // "lb" by default
+	Log         zerolog.Logger
+
+	// ProbeInterval is how often a started container's port is tried
+	// before it is routed; ProbeTimeout is how long it is tried at most.
+	ProbeInterval time.Duration
+	ProbeTimeout  time.Duration
+	// KillHold is how long a container stays out of selection after a
+	// terminating signal when it keeps running (the process ignored it).
+	KillHold time.Duration
+	// Backoff bounds the wait between reconnection attempts.
+	BackoffMin, BackoffMax time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.LabelPrefix == "" {
+		c.LabelPrefix = "lb"
+	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = 5 * time.Millisecond
+	}
+	if c.ProbeTimeout == 0 {
+		c.ProbeTimeout = 60 * time.Second
+	}
+	if c.KillHold == 0 {
+		c.KillHold = 60 * time.Second
+	}
+	if c.BackoffMin == 0 {
+		c.BackoffMin = 100 * time.Millisecond
+	}
+	if c.BackoffMax == 0 {
+		c.BackoffMax = 5 * time.Second
+	}
+}
+
+// Watcher follows one Docker engine and publishes the routable backends of
+// one network. Run is called from one goroutine; the watcher's state is
+// owned by that goroutine.
+type Watcher struct {
+	engine  Engine
+	cfg     Config
+	log     zerolog.Logger
+	publish func([]lb.Backend)
+
+	entries   map[string]*entry
+	probes    chan probeResult
+	published []lb.Backend
+	synced    atomic.Bool // first complete list published
+	networkID string
+	selfID    string // wharf's own container, when it runs in one
+	selfWarn  bool
+}
+
+// entry is the watcher's view of one container.
+type entry struct {
+	id, name string
+	backend  lb.Backend
+	routable bool
+	probing  context.CancelFunc // non-nil while the port is being probed
+	probeGen int
+	holdEnd  time.Time // out of selection after a terminating signal
+	warned   string    // last warning logged, so it is logged once
+}
+
+type probeResult struct {
+	id  string
+	gen int
+	ok  bool
+	err error
+}
+
+// New returns a Watcher that calls publish with every new complete set of
+// routable backends, sorted by container name.
+func New(engine Engine, cfg Config, publish func([]lb.Backend)) *Watcher {
+	cfg.setDefaults()
+	return &Watcher{
+		engine:  engine,
+		cfg:     cfg,
+		log:     cfg.Log.With().Str("network", cfg.Network).Logger(),
+		publish: publish,
+		entries: map[string]*entry{},
+		probes:  make(chan probeResult, 64),
+	}
+}
+
+// Run watches the engine until ctx is done. When the connection is lost it
+// keeps the last published set, reconnects with capped exponential backoff,
+// and resyncs by listing; the outage and the recovery are logged once each.
+func (w *Watcher) Run(ctx context.Context) error {
+	delay := w.cfg.BackoffMin
+	var outage error
+	var outageStart time.Time
+	for {
+		connected, err := w.session(ctx, outage != nil, outageStart)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if connected {
+			delay = w.cfg.BackoffMin
+		}
+		if outage == nil {
+			outage, outageStart = err, time.Now()
+			w.log.Error().Err(err).Str("engine", w.engine.DaemonHost()).
+				Msg(explain(err, w.engine.DaemonHost()) + "; serving the last known peers and retrying")
+		} else {
+			w.log.Debug().Err(err).Dur("retry_in", delay).Msg("engine still unreachable")
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(jitter(delay)):
+		}
+		delay = min(delay*2, w.cfg.BackoffMax)
+	}
+}
+
+// session connects, resyncs and follows events until the stream breaks. It
+// reports whether it got as far as a complete resync.
+func (w *Watcher) session(ctx context.Context, recovering bool, outageStart time.Time) (bool, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	info, err := w.engine.Info(ctx)
+	if err != nil {
+		return false, err
+	}
+	// Subscribe before listing so nothing is lost in between. Since makes
+	// the engine replay what happened just before the subscription took
+	// effect; replays are harmless because every event is level-triggered.
+	since := time.Now().Add(-2 * time.Second)
+	if t, err := time.Parse(time.RFC3339Nano, info.SystemTime); err == nil {
+		since = t.Add(-2 * time.Second)
+	}
+	msgs, errs := w.engine.Events(ctx, events.ListOptions{
+		Since:   fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond()),
+		Filters: eventFilters(),
+	})
+	if err := w.resync(ctx); err != nil {
+		return false, err
+	}
+	if recovering {
+		w.log.Info().Dur("outage", time.Since(outageStart).Round(time.Millisecond)).
+			Int("peers", len(w.published)).Msg("reconnected to the Docker engine; resynced")
+	} else if !w.synced.Load() {
+		w.log.Info().Str("engine_version", info.ServerVersion).Str("api_version", w.engine.ClientVersion()).
+			Int("peers", len(w.published)).Msg("connected to the Docker engine")
+	}
+	w.synced.Store(true)
+
+	hold := time.NewTimer(time.Hour)
+	defer hold.Stop()
+	for {
+		w.armHold(hold)
+		select {
+		case <-ctx.Done():
+			return true, ctx.Err()
+		case err := <-errs:
+			if err == nil {
+				err = errors.New("events stream closed")
+			}
+			return true, fmt.Errorf("discovery: events stream: %w", err)
+		case m := <-msgs:
+			w.handle(ctx, m)
+			// Coalesce: apply what already queued up, then publish once.
+			for drained := false; !drained; {
+				select {
+				case m := <-msgs:
+					w.handle(ctx, m)
+				default:
+					drained = true
+				}
+			}
+		case p := <-w.probes:
+			w.probed(p)
+		case <-hold.C:
+			w.releaseHolds(ctx)
+		}
+		w.flush()
+	}
+}
+
+// eventFilters selects the events that can change the routable set.
+func eventFilters() filters.Args {
+	f := filters.NewArgs()
+	f.Add("type", "container")
+	f.Add("type", "network")
+	for _, a := range []string{"start", "restart", "kill", "die", "stop", "pause", "unpause",
+		"destroy", "rename", "health_status", "connect", "disconnect", "create"} {
+		f.Add("event", a)
+	}
+	return f
+}
+
+// resync lists the labelled containers and rebuilds the watcher's state
+// from their inspect data, keeping the routable state of peers that did not
+// change so a reconnection does not make them flap.
+func (w *Watcher) resync(ctx context.Context) error {
+	w.resolveNetwork(ctx)
+	f := filters.NewArgs(filters.Arg("label", w.cfg.LabelPrefix+".enable=true"))
+	list, err := w.engine.ContainerList(ctx, container.ListOptions{Filters: f})
+	if err != nil {
+		return fmt.Errorf("discovery: list containers: %w", err)
+	}
+	seen := map[string]bool{}
+	for _, c := range list {
+		seen[c.ID] = true
+		w.refresh(ctx, c.ID)
+	}
+	for id := range w.entries {
+		if !seen[id] {
+			w.drop(id, "gone while disconnected")
+		}
+	}
+	w.checkSelf(ctx)
+	w.flush()
+	return nil
+}
+
+// resolveNetwork learns the network's ID, to recognise its events, and says
+// once when it does not exist yet.
+func (w *Watcher) resolveNetwork(ctx context.Context) {
+	n, err := w.engine.NetworkInspect(ctx, w.cfg.Network, network.InspectOptions{})
+	if err != nil {
+		if w.networkID != "missing" {
+			w.log.Warn().Err(err).Msgf("network %q not found; watching for it to be created (docker network create %s)",
+				w.cfg.Network, w.cfg.Network)
+		}
+		w.networkID = "missing"
+		return
+	}
+	if w.networkID == "missing" {
+		w.log.Info().Msg("network found")
+	}
+	w.networkID = n.ID
+}
+
+// handle applies one event. Events that take a container out of selection
+// act at once, without asking the engine anything: from that moment no new
+// request goes to it.
+func (w *Watcher) handle(ctx context.Context, m events.Message) {
+	w.log.Debug().Str("type", string(m.Type)).Str("action", string(m.Action)).
+		Str("id", short(m.Actor.ID)).Str("name", m.Actor.Attributes["name"]).Msg("event")
+	if m.Type == events.NetworkEventType {
+		if !w.ourNetwork(m.Actor) {
+			return
+		}
+		id := m.Actor.Attributes["container"]
+		switch m.Action {
+		case events.ActionCreate:
+			w.resolveNetwork(ctx)
+		case events.ActionDisconnect:
+			w.out(id, "disconnected from the network")
+			if id == w.selfID {
+				w.checkSelf(ctx)
+			}
+		case events.ActionConnect:
+			w.refresh(ctx, id)
+			if id == w.selfID {
+				w.checkSelf(ctx)
+			}
+		}
+		return
+	}
+	id := m.Actor.ID
+	action := string(m.Action)
+	switch {
+	case action == "kill":
+		if terminating(m.Actor.Attributes["signal"]) {
+			if e := w.entries[id]; e != nil {
+				e.holdEnd = time.Now().Add(w.cfg.KillHold)
+			}
+			w.out(id, "signal "+m.Actor.Attributes["signal"])
+		}
+	case action == "die", action == "stop", action == "pause":
+		w.out(id, action)
+	case action == "destroy":
+		w.drop(id, "removed")
+	case action == "health_status: unhealthy":
+		w.out(id, "unhealthy")
+	case action == "start", action == "restart", action == "unpause", action == "rename",
+		strings.HasPrefix(action, "health_status"):
+		if e := w.entries[id]; e != nil {
+			e.holdEnd = time.Time{}
+		}
+		w.refresh(ctx, id)
+	}
+}
+
+func (w *Watcher) ourNetwork(a events.Actor) bool {
+	return a.Attributes["name"] == w.cfg.Network || a.ID == w.networkID ||
+		(len(w.cfg.Network) >= 12 && strings.HasPrefix(a.ID, w.cfg.Network))
+}
+
+// terminating reports whether a kill signal is one that ends the process
+// (docker stop, docker kill, SIGINT, SIGQUIT...), as opposed to the signals
+// used for reloads and job control.
+func terminating(sig string) bool {
+	switch strings.TrimPrefix(strings.ToUpper(sig), "SIG") {
+	case "1", "HUP", "10", "USR1", "12", "USR2", "17", "CHLD", "18", "CONT", "23", "URG", "28", "WINCH":
+		return false
+	}
+	return true
+}
+
+// refresh inspects a container and updates its entry: routable now, after
+// a successful port probe, or not at all.
+func (w *Watcher) refresh(ctx context.Context, id string) {
+	if id == "" {
+		return
+	}
+	c, err := w.engine.ContainerInspect(ctx, id)
+	if err != nil {
+		if isNotFound(err) {
+			w.drop(id, "removed")
+			return
+		}
+		w.log.Warn().Err(err).Str("id", short(id)).Msg("discovery: inspect failed; keeping the container's last state")
+		return
+	}
+	v := Map(c, w.cfg.Network, w.cfg.LabelPrefix)
+	e := w.entries[id]
+	if v.Status == Ignored {
+		if e != nil {
+			w.drop(id, v.Reason)
+		}
+		return
+	}
+	if e == nil {
+		e = &entry{id: id}
+		w.entries[id] = e
+		if len(v.Unknown) > 0 {
+			w.log.Debug().Str("container", v.Backend.Name).Strs("labels", v.Unknown).Msg("unknown labels ignored")
+		}
+	}
+	e.name = v.Backend.Name
+	if v.Status == Invalid {
+		if msg := v.Err.Error(); e.warned != msg {
+			e.warned = msg
+			w.log.Warn().Str("container", e.name).Err(v.Err).Msg("container skipped")
+		}
+		w.setOut(e, "invalid")
+		return
+	}
+	e.warned = ""
+	if v.Status != Routable {
+		w.setOut(e, v.Reason)
+		return
+	}
+	if !e.holdEnd.IsZero() && time.Now().Before(e.holdEnd) {
+		return // a terminating signal was sent; its die event will follow
+	}
+	if e.routable && e.backend.Addr == v.Backend.Addr {
+		e.backend = v.Backend // same peer: labels may have changed
+		return
+	}
+	if e.probing != nil && e.backend.Addr == v.Backend.Addr {
+		return // already waiting for this address to accept connections
+	}
+	e.backend = v.Backend
+	if v.HasHealthcheck {
+		// The engine's own health check said healthy: route at once.
+		w.setRoutable(e)
+		return
+	}
+	w.startProbe(ctx, e)
+}
+
+// startProbe routes e once its port accepts a TCP connection, so that no
+// client meets a backend that is not listening yet.
+func (w *Watcher) startProbe(ctx context.Context, e *entry) {
+	w.setOut(e, "")
+	e.probeGen++
+	pctx, cancel := context.WithTimeout(ctx, w.cfg.ProbeTimeout)
+	e.probing = cancel
+	go probe(pctx, e.id, e.probeGen, e.backend.Addr, w.cfg.ProbeInterval, w.probes)
+}
+
+func probe(ctx context.Context, id string, gen int, addr string, every time.Duration, out chan<- probeResult) {
+	d := net.Dialer{Timeout: 250 * time.Millisecond}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			c.Close()
+			out <- probeResult{id: id, gen: gen, ok: true}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			out <- probeResult{id: id, gen: gen, err: err}
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (w *Watcher) probed(p probeResult) {
+	e := w.entries[p.id]
+	if e == nil || e.probeGen != p.gen || e.probing == nil {
+		return
+	}
+	e.probing()
+	e.probing = nil
+	if !p.ok {
+		if !errors.Is(p.err, context.Canceled) {
+			w.log.Warn().Str("container", e.name).Str("address", e.backend.Addr).Err(p.err).
+				Msgf("port never accepted a connection within %s; not routed (check %s.port)", w.cfg.ProbeTimeout, w.cfg.LabelPrefix)
+		}
+		return
+	}
+	w.setRoutable(e)
+}
+
+func (w *Watcher) setRoutable(e *entry) {
+	if e.probing != nil {
+		e.probing()
+		e.probing = nil
+	}
+	e.routable = true
+}
+
+// setOut takes e out of selection (reason is for the debug log).
+func (w *Watcher) setOut(e *entry, reason string) {
+	if e.probing != nil {
+		e.probing()
+		e.probing = nil
+	}
+	if e.routable && reason != "" {
+		w.log.Debug().Str("container", e.name).Str("reason", reason).Msg("out of selection")
+	}
+	e.routable = false
+}
+
+func (w *Watcher) out(id, reason string) {
+	if e := w.entries[id]; e != nil {
+		w.setOut(e, reason)
+	}
+}
+
+func (w *Watcher) drop(id, reason string) {
+	if e := w.entries[id]; e != nil {
+		w.setOut(e, reason)
+		delete(w.entries, id)
+	}
+}
+
+// armHold sets t to fire at the earliest end of a kill hold.
+func (w *Watcher) armHold(t *time.Timer) {
+	var next time.Time
+	for _, e := range w.entries {
+		if !e.holdEnd.IsZero() && (next.IsZero() || e.holdEnd.Before(next)) {
+			next = e.holdEnd
+		}
+	}
+	if next.IsZero() {
+		t.Reset(time.Hour)
+		return
+	}
+	t.Reset(max(time.Until(next), 0))
+}
+
+// releaseHolds looks again at containers still running long after a
+// terminating signal: the process ignored it, so they are routed again.
+func (w *Watcher) releaseHolds(ctx context.Context) {
+	now := time.Now()
+	for id, e := range w.entries {
+		if !e.holdEnd.IsZero() && !now.Before(e.holdEnd) {
+			e.holdEnd = time.Time{}
+			w.refresh(ctx, id)
+		}
+	}
+}
+
+// flush publishes the routable set when it differs from the last one.
+func (w *Watcher) flush() {
+	var list []lb.Backend
+	for _, e := range w.entries {
+		if e.routable {
+			list = append(list, e.backend)
+		}
+	}
+	slices.SortFunc(list, func(a, b lb.Backend) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	if w.synced.Load() && equalBackends(list, w.published) {
+		return
+	}
+	w.published = list
+	w.publish(list)
+}
+
+func equalBackends(a, b []lb.Backend) bool {
+	return slices.EqualFunc(a, b, func(x, y lb.Backend) bool {
+		return x.ID == y.ID && x.Addr == y.Addr && x.Name == y.Name && x.Service == y.Service &&
+			x.Weight == y.Weight && x.Backup == y.Backup && x.MaxFails == y.MaxFails &&
+			x.FailTimeout == y.FailTimeout && x.Health == y.Health && x.Started.Equal(y.Started) &&
+			x.Rules.PathPrefix == y.Rules.PathPrefix && x.Rules.StripPrefix == y.Rules.StripPrefix &&
+			x.Rules.Policy == y.Rules.Policy && slices.Equal(x.Rules.Hosts, y.Rules.Hosts)
+	})
+}
+
+// checkSelf warns once when wharf runs in a container that is not attached
+// to the network: it could not reach any peer.
+func (w *Watcher) checkSelf(ctx context.Context) {
+	if w.selfID == "" {
+		if _, err := os.Stat("/.dockerenv"); err != nil {
+			return
+		}
+		host, err := os.Hostname()
+		if err != nil {
+			return
+		}
+		c, err := w.engine.ContainerInspect(ctx, host)
+		if err != nil {
+			return
+		}
+		w.selfID = c.ID
+	}
+	c, err := w.engine.ContainerInspect(ctx, w.selfID)
+	if err != nil {
+		return
+	}
+	attached := c.HostConfig != nil && c.HostConfig.NetworkMode.IsHost()
+	if c.NetworkSettings != nil {
+		for name, n := range c.NetworkSettings.Networks {
+			if name == w.cfg.Network || (n != nil && n.NetworkID == w.networkID) {
+				attached = true
+			}
+		}
+	}
+	name := strings.TrimPrefix(c.Name, "/")
+	switch {
+	case !attached && !w.selfWarn:
+		w.selfWarn = true
+		w.log.Error().Str("container", name).Msgf(
+			"wharf's own container is not attached to network %q and cannot reach its peers: run docker network connect %s %s",
+			w.cfg.Network, w.cfg.Network, name)
+	case attached && w.selfWarn:
+		w.selfWarn = false
+		w.log.Info().Str("container", name).Msg("wharf's own container is now attached to the network")
+	}
+}
+
+// Synced reports whether the first complete list was published. It is safe
+// for concurrent use.
+func (w *Watcher) Synced() bool { return w.synced.Load() }
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func jitter(d time.Duration) time.Duration {
+	return d/2 + time.Duration(time.Now().UnixNano()%int64(d/2+1))
+}
