@@ -238,7 +238,8 @@ func eventFilters() filters.Args {
 // change so a reconnection does not make them flap.
 func (w *Watcher) resync(ctx context.Context) error {
 	w.resolveNetwork(ctx)
-	f := filters.NewArgs(filters.Arg("label", w.cfg.LabelPrefix+".enable=true"))
+	// Filter on the key only: Map decides what counts as enabled.
+	f := filters.NewArgs(filters.Arg("label", w.cfg.LabelPrefix+".enable"))
 	list, err := w.engine.ContainerList(ctx, container.ListOptions{Filters: f})
 	if err != nil {
 		return fmt.Errorf("discovery: list containers: %w", err)

@@ -2,7 +2,9 @@ package lb
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -164,43 +166,55 @@ func (b *Balancer) build() (*Table, []*peerState) {
 	return t, removed
 }
 
-// serviceRules picks the rules of the longest-running member and warns once
-// about members that disagree.
+// serviceRules merges the rules of a service's members. A member without a
+// rule (empty Hosts, PathPrefix or Policy) has no opinion on it; among those
+// that have one, the longest-running member's value holds, and a warning
+// names each member that disagrees, once.
 func (b *Balancer) serviceRules(service string, peers []*Peer) Rules {
-	ref := peers[0]
-	for _, p := range peers[1:] {
-		if p.Started.Before(ref.Started) || (p.Started.Equal(ref.Started) && p.ID < ref.ID) {
-			ref = p
+	byAge := append([]*Peer(nil), peers...)
+	sort.SliceStable(byAge, func(i, j int) bool {
+		x, y := byAge[i], byAge[j]
+		if !x.Started.Equal(y.Started) {
+			return x.Started.Before(y.Started)
+		}
+		return x.ID < y.ID
+	})
+	var r Rules
+	var hostsFrom, pathFrom, policyFrom *Peer
+	for _, p := range byAge {
+		if len(p.Rules.Hosts) > 0 && hostsFrom == nil {
+			r.Hosts, hostsFrom = p.Rules.Hosts, p
+		}
+		if p.Rules.PathPrefix != "" && pathFrom == nil {
+			r.PathPrefix, r.StripPrefix, pathFrom = p.Rules.PathPrefix, p.Rules.StripPrefix, p
+		}
+		if p.Rules.Policy != "" && policyFrom == nil {
+			r.Policy, policyFrom = p.Rules.Policy, p
 		}
 	}
-	for _, p := range peers {
-		if p == ref || sameRules(p.Rules, ref.Rules) {
+	for _, p := range byAge {
+		var diffs []string
+		if len(p.Rules.Hosts) > 0 && p != hostsFrom && !slices.Equal(p.Rules.Hosts, r.Hosts) {
+			diffs = append(diffs, fmt.Sprintf("host %v (%s's %v holds)", p.Rules.Hosts, hostsFrom.Name, r.Hosts))
+		}
+		if p.Rules.PathPrefix != "" && p != pathFrom && (p.Rules.PathPrefix != r.PathPrefix || p.Rules.StripPrefix != r.StripPrefix) {
+			diffs = append(diffs, fmt.Sprintf("path %q strip=%v (%s's %q strip=%v holds)",
+				p.Rules.PathPrefix, p.Rules.StripPrefix, pathFrom.Name, r.PathPrefix, r.StripPrefix))
+		}
+		if p.Rules.Policy != "" && p != policyFrom && p.Rules.Policy != r.Policy {
+			diffs = append(diffs, fmt.Sprintf("policy %q (%s's %q holds)", p.Rules.Policy, policyFrom.Name, r.Policy))
+		}
+		if len(diffs) == 0 {
 			continue
 		}
-		w := fmt.Sprintf("service %q: %s has routing rules %s that differ from %s's %s; the longest-running member's rules hold",
-			service, p.Name, describeRules(p.Rules), ref.Name, describeRules(ref.Rules))
+		w := fmt.Sprintf("service %q: %s disagrees with a longer-running member on %s",
+			service, p.Name, strings.Join(diffs, ", "))
 		if !b.warnings[w] {
 			b.warnings[w] = true
 			b.log.Warn().Str("service", service).Str("container", p.Name).Msg(w)
 		}
 	}
-	return ref.Rules
-}
-
-func sameRules(a, b Rules) bool {
-	if a.PathPrefix != b.PathPrefix || a.StripPrefix != b.StripPrefix || a.Policy != b.Policy || len(a.Hosts) != len(b.Hosts) {
-		return false
-	}
-	for i := range a.Hosts {
-		if a.Hosts[i] != b.Hosts[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func describeRules(r Rules) string {
-	return fmt.Sprintf("(host=%v path=%q strip=%v policy=%q)", r.Hosts, r.PathPrefix, r.StripPrefix, r.Policy)
+	return r
 }
 
 func sameCycle(a, b *Pool) bool {

@@ -1,0 +1,43 @@
+# wharf as a FROM scratch image. From the repository root:
+#
+#   docker build -t wharf .
+#
+# Without registry access (no golang image to pull), build the binary on the
+# host and let BuildKit copy it instead of compiling in the golang stage:
+#
+#   CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o bin/wharf ./cmd/wharf
+#   DOCKER_BUILDKIT=1 docker build --build-arg SRC=prebuilt -t wharf .
+#
+# BuildKit builds only the stages the final one needs; the legacy builder
+# builds every stage, so it always needs the golang image.
+#
+# Run it on the network of the containers to balance, with the Docker socket:
+#
+#   docker run -d --name wharf --network webtest -p 10000:10000 -p 8080:8080 \
+#     -v /var/run/docker.sock:/var/run/docker.sock:ro wharf --network webtest
+ARG SRC=build
+
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o /wharf ./cmd/wharf
+
+# go.mod is copied only so that this stage also builds, empty, when
+# bin/wharf does not exist (legacy builder with SRC=build).
+FROM scratch AS prebuilt
+COPY go.mod bin/wharf* /
+
+FROM ${SRC} AS src
+
+FROM scratch
+COPY --from=src /wharf /wharf
+# Inside the container the admin server listens on every interface, so that
+# the exposed port 8080 is reachable when published; the healthcheck reads
+# the same variable.
+ENV WHARF_ADMIN_LISTEN=:8080
+EXPOSE 10000 8080
+HEALTHCHECK --interval=5s --timeout=3s --start-period=5s --retries=3 CMD ["/wharf", "healthcheck"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/wharf"]

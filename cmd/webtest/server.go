@@ -1,0 +1,193 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// TimeLayout is the layout of RequestTime and ResponseTime: Python's
+// "%Y-%m-%d %H:%M:%S.%f" cut to milliseconds, as the original server wrote it.
+const TimeLayout = "2006-01-02 15:04:05.000"
+
+// MaxDelay bounds the delay query parameter.
+const MaxDelay = 30 * time.Second
+
+// uuidResult is the answer to action=get_uuid. The field order is the key
+// order on the wire.
+type uuidResult struct {
+	IsSuccess    bool   `json:"IsSuccess"`
+	Data         string `json:"Data"`
+	RequestTime  string `json:"RequestTime"`
+	ResponseTime string `json:"ResponseTime"`
+	Server       string `json:"Server"`
+}
+
+// failure is the answer to an unknown or missing action and to a bad
+// request. Server is included so that every JSON answer names its backend.
+type failure struct {
+	IsSuccess bool   `json:"IsSuccess"`
+	Message   string `json:"Message"`
+	Server    string `json:"Server"`
+}
+
+// Server is the webtest HTTP handler. Its zero value is not usable; create
+// one with NewServer. It is safe for concurrent use.
+type Server struct {
+	name    string
+	now     func() time.Time
+	sleep   func(r *http.Request, d time.Duration)
+	newUUID func() (string, error)
+	failing atomic.Bool
+	mux     *http.ServeMux
+}
+
+// NewServer returns a handler whose answers carry name in their Server field.
+func NewServer(name string) *Server {
+	s := &Server{
+		name:    name,
+		now:     time.Now,
+		sleep:   sleepCtx,
+		newUUID: newUUID4,
+		mux:     http.NewServeMux(),
+	}
+	s.mux.HandleFunc("/webtest", s.serveWebtest)
+	s.mux.HandleFunc("/healthz", s.serveHealthz)
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r)
+}
+
+// setHeaders writes the headers the original server put on every answer.
+func setHeaders(h http.Header) {
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Headers", "Content-Type")
+	h.Set("Access-Control-Allow-Methods", "POST, GET, OPTIONS")
+	h.Set("Content-Type", "application/json")
+}
+
+// serveWebtest answers /webtest: GET and POST with an action, OPTIONS with
+// an empty 200. The optional delay parameter (a Go duration, 0 to MaxDelay)
+// holds the answer back; RequestTime is taken before the delay.
+func (s *Server) serveWebtest(w http.ResponseWriter, r *http.Request) {
+	setHeaders(w.Header())
+	switch r.Method {
+	case http.MethodOptions:
+		w.WriteHeader(http.StatusOK)
+		return
+	case http.MethodGet, http.MethodPost:
+	default:
+		w.Header().Set("Allow", "GET, POST, OPTIONS")
+		s.writeJSON(w, http.StatusMethodNotAllowed, failure{Message: "method not allowed", Server: s.name})
+		return
+	}
+
+	start := s.now()
+	if v := r.FormValue("delay"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > MaxDelay {
+			msg := fmt.Sprintf("bad delay %q: want a duration from 0s to %s", v, MaxDelay)
+			s.writeJSON(w, http.StatusBadRequest, failure{Message: msg, Server: s.name})
+			return
+		}
+		if d > 0 {
+			s.sleep(r, d)
+		}
+	}
+
+	if r.FormValue("action") != "get_uuid" {
+		s.writeJSON(w, http.StatusOK, failure{Message: "action not found", Server: s.name})
+		return
+	}
+	id, err := s.newUUID()
+	if err != nil {
+		s.writeJSON(w, http.StatusInternalServerError, failure{Message: "uuid: " + err.Error(), Server: s.name})
+		return
+	}
+	s.writeJSON(w, http.StatusOK, uuidResult{
+		IsSuccess:    true,
+		Data:         id,
+		RequestTime:  start.Format(TimeLayout),
+		ResponseTime: s.now().Format(TimeLayout),
+		Server:       s.name,
+	})
+}
+
+// serveHealthz answers GET /healthz with 200 "ok", or 503 "failing" while
+// failure is switched on. POST /healthz?fail=1 switches failure on,
+// POST /healthz?fail=0 switches it off.
+func (s *Server) serveHealthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodPost:
+		switch r.FormValue("fail") {
+		case "1":
+			s.failing.Store(true)
+		case "0":
+			s.failing.Store(false)
+		default:
+			http.Error(w, "fail must be 0 or 1", http.StatusBadRequest)
+			return
+		}
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if s.failing.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "failing")
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+func (s *Server) writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// The answer types hold only strings and booleans.
+		panic(err)
+	}
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
+
+// sleepCtx waits for d or until the client goes away.
+func sleepCtx(r *http.Request, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+	}
+}
+
+// newUUID4 returns a random (version 4, RFC 9562) UUID in its canonical
+// lower-case form.
+func newUUID4() (string, error) {
+	var u [16]byte
+	if _, err := rand.Read(u[:]); err != nil {
+		return "", err
+	}
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80 // variant 10
+	var b [36]byte
+	hex.Encode(b[0:8], u[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], u[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], u[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], u[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:36], u[10:16])
+	return string(b[:]), nil
+}

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/wharflb/wharf/admin"
+	"github.com/wharflb/wharf/internal/dockertest"
+)
+
+func TestMain(m *testing.M) { dockertest.Main(m) }
+
+// logBuffer collects wharf's JSON log lines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// lines returns the log lines whose level is level and whose text contains
+// every one of words.
+func (l *logBuffer) lines(level string, words ...string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
+	for sc.Scan() {
+		line := sc.Text()
+		var rec struct{ Level string }
+		if json.Unmarshal([]byte(line), &rec) != nil || rec.Level != level {
+			continue
+		}
+		ok := true
+		for _, w := range words {
+			ok = ok && strings.Contains(line, w)
+		}
+		if ok {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// instance is a wharf running in the test process.
+type instance struct {
+	url, admin string
+	logs       *logBuffer
+}
+
+func startWharf(t *testing.T, args ...string) *instance {
+	t.Helper()
+	in := &instance{logs: &logBuffer{}}
+	listen, adminAddr := freeAddr(t), freeAddr(t)
+	in.url, in.admin = "http://"+listen, "http://"+adminAddr
+	cfg, err := parseConfig(append([]string{"--listen", listen, "--admin-listen", adminAddr}, args...),
+		func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := zerolog.New(in.logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, log) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("wharf: %v", err)
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		res, err := http.Get(in.admin + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return in
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("wharf not healthy after 15s; logs:\n%s", in.logs.buf.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// server sends one request through wharf and returns the status and the
+// Server field of webtest's answer.
+func (in *instance) server(t *testing.T, client *http.Client) (int, string) {
+	t.Helper()
+	res, err := client.Get(in.url + "/webtest?action=get_uuid")
+	if err != nil {
+		t.Fatalf("GET through wharf: %v", err)
+	}
+	defer res.Body.Close()
+	var body struct {
+		IsSuccess bool
+		Server    string
+	}
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode == 200 {
+		if err := json.Unmarshal(b, &body); err != nil || !body.IsSuccess {
+			t.Fatalf("answer %s: %v", b, err)
+		}
+	}
+	return res.StatusCode, body.Server
+}
+
+func (in *instance) services(t *testing.T) []admin.Service {
+	t.Helper()
+	res, err := http.Get(in.admin + "/api/services")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var body struct{ Services []admin.Service }
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	return body.Services
+}
+
+// waitPeers waits until the default service has exactly the named peers.
+func (in *instance) waitPeers(t *testing.T, names ...string) []admin.Peer {
+	t.Helper()
+	want := strings.Join(names, ",")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var got []string
+		var peers []admin.Peer
+		for _, s := range in.services(t) {
+			if s.Name == "default" {
+				peers = s.Peers
+				for _, p := range s.Peers {
+					got = append(got, p.Container)
+				}
+			}
+		}
+		if strings.Join(got, ",") == want {
+			return peers
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("peers %v, want %v", got, names)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestDiscoveryEndToEnd is the set-up of the nginx write-up, on the real
+// engine: three labelled webtest backends with weights 5/1/1 and internal
+// port 6969 published on random host ports, plus three containers that must
+// not be balanced.
+func TestDiscoveryEndToEnd(t *testing.T) {
+	cli := dockertest.Require(t)
+	netName := dockertest.Network(t, cli, "webtest")
+	otherNet := dockertest.Network(t, cli, "other")
+	img := dockertest.WebtestImage(t, cli)
+	base := dockertest.UniqueName("webtest")
+	backend := func(n int, weight string) *dockertest.Container {
+		return dockertest.Run(t, cli, dockertest.ContainerOptions{
+			Image: img, Name: fmt.Sprintf("%s%03d", base, n), Network: netName,
+			Labels:  map[string]string{"lb.enable": "true", "lb.port": "6969", "lb.weight": weight},
+			Publish: []string{"6969/tcp"},
+		})
+	}
+	b1, b2, b3 := backend(1, "5"), backend(2, "1"), backend(3, "1")
+	dockertest.Run(t, cli, dockertest.ContainerOptions{Image: img, Name: base + "-unlabelled", Network: netName})
+	dockertest.Run(t, cli, dockertest.ContainerOptions{Image: img, Name: base + "-elsewhere", Network: otherNet,
+		Labels: map[string]string{"lb.enable": "true", "lb.port": "6969"}})
+	bad := dockertest.Run(t, cli, dockertest.ContainerOptions{Image: img, Name: base + "-bad", Network: netName,
+		Labels: map[string]string{"lb.enable": "true", "lb.port": "6969", "lb.weight": "abc"}})
+
+	in := startWharf(t, "--network", netName)
+	peers := in.waitPeers(t, b1.Name, b2.Name, b3.Name)
+
+	t.Run("addresses are container IP and internal port", func(t *testing.T) {
+		for i, c := range []*dockertest.Container{b1, b2, b3} {
+			if want := c.IP(netName) + ":6969"; peers[i].Address != want {
+				t.Errorf("%s: address %s, want %s (published port %s must not be used)",
+					c.Name, peers[i].Address, want, c.HostAddr("6969/tcp"))
+			}
+		}
+	})
+
+	t.Run("bad label warned once", func(t *testing.T) {
+		warns := in.logs.lines("warn", bad.Name, "lb.weight", "abc")
+		if len(warns) != 1 {
+			t.Fatalf("%d warnings naming %s, lb.weight and abc, want 1:\n%s", len(warns), bad.Name, strings.Join(warns, "\n"))
+		}
+	})
+
+	t.Run("700 requests split 500/100/100", func(t *testing.T) {
+		client := &http.Client{Timeout: 10 * time.Second}
+		count := map[string]int{}
+		for i := 0; i < 700; i++ {
+			status, server := in.server(t, client)
+			if status != 200 {
+				t.Fatalf("request %d: status %d", i, status)
+			}
+			count[server]++
+		}
+		want := map[string]int{b1.Name: 500, b2.Name: 100, b3.Name: 100}
+		if fmt.Sprint(count) != fmt.Sprint(want) {
+			t.Fatalf("spread %v, want %v", count, want)
+		}
+	})
+
+	t.Run("a container started later receives traffic", func(t *testing.T) {
+		client := &http.Client{Timeout: 10 * time.Second}
+		start := time.Now()
+		b4 := backend(4, "1")
+		runReturned := time.Since(start)
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			status, server := in.server(t, client)
+			if status != 200 {
+				t.Fatalf("status %d while a backend joined", status)
+			}
+			if server == b4.Name {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never received a request", b4.Name)
+			}
+		}
+		t.Logf("first request routed to the new container %v after docker run began (run itself took %v)",
+			time.Since(start).Round(time.Millisecond), runReturned.Round(time.Millisecond))
+	})
+
+	t.Run("a stopped container receives nothing", func(t *testing.T) {
+		client := &http.Client{Timeout: 10 * time.Second}
+		b2.Stop(10 * time.Second)
+		for i := 0; i < 100; i++ {
+			status, server := in.server(t, client)
+			if status != 200 || server == b2.Name {
+				t.Fatalf("request %d after stop: status %d server %s", i, status, server)
+			}
+		}
+	})
+}
