@@ -5,7 +5,7 @@
 # Without registry access (no golang image to pull), build the binary on the
 # host and let BuildKit copy it instead of compiling in the golang stage:
 #
-#   CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o bin/wharf ./cmd/wharf
+#   CGO_ENABLED=0 go build -trimpath -ldflags '-s -w -X main.version=v0.1.0' -o bin/wharf ./cmd/wharf
 #   DOCKER_BUILDKIT=1 docker build --build-arg SRC=prebuilt -t wharf .
 #
 # BuildKit builds only the stages the final one needs; the legacy builder
@@ -22,7 +22,9 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o /wharf ./cmd/wharf
+# The version "wharf version" prints, e.g. --build-arg VERSION=v0.1.0.
+ARG VERSION=
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /wharf ./cmd/wharf
 
 # go.mod is copied only so that this stage also builds, empty, when
 # bin/wharf does not exist (legacy builder with SRC=build).

@@ -66,14 +66,16 @@ up() {
 
 	echo "==> compiling bin/wharf and bin/webtest"
 	mkdir -p bin
+	local version
+	version=$(git describe --tags --always --dirty 2>/dev/null || true)
 	for cmd in wharf webtest; do
-		CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "bin/$cmd" "./cmd/$cmd"
+		CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" -o "bin/$cmd" "./cmd/$cmd"
 	done
 
 	echo "==> building images wharf:demo and wharf-webtest:demo with $d"
 	DOCKER_BUILDKIT=1 "$d" build -q --build-arg SRC=prebuilt -f cmd/webtest/Dockerfile -t wharf-webtest:demo . >/dev/null
 	DOCKER_BUILDKIT=1 "$d" build -q --build-arg SRC=prebuilt -f Dockerfile -t wharf:demo . >/dev/null
-	docker images --format '    {{.Repository}}:{{.Tag}}  {{.Size}}' | grep -E '^    (wharf|wharf-webtest):demo ' || true
+	docker images --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep -E '^(wharf|wharf-webtest):demo ' | sed 's/^/    /' || true
 
 	echo "==> starting"
 	compose up -d --no-build

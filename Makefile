@@ -1,0 +1,28 @@
+# Everyday commands. `make test` is what CI runs.
+GO ?= go
+
+.PHONY: test lint demo demo-down bench build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/wharf ./cmd/wharf
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/webtest ./cmd/webtest
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+# Unit, integration (real Docker Engine) and fuzz-corpus tests, with the race
+# detector. Docker tests skip when no engine is reachable unless
+# WHARF_REQUIRE_DOCKER=1.
+test: lint
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+demo:
+	./compose/demo.sh
+
+demo-down:
+	./compose/demo.sh down
+
+bench:
+	./bench/run.sh
