@@ -30,7 +30,7 @@ func BenchmarkPick(b *testing.B) {
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
 						p := bal.Table().Route("localhost", "/webtest")
-						if p.Pick(now, nil) == nil {
+						if p.Pick(now, 0, nil) == nil {
 							b.Fatal("no peer")
 						}
 					}
@@ -47,7 +47,7 @@ func BenchmarkPickAndReport(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		now := bal.Now()
-		pe := bal.Table().Route("localhost", "/webtest").Pick(now, nil)
+		pe := bal.Table().Route("localhost", "/webtest").Pick(now, 0, nil)
 		pe.Begin()
 		pe.End(false, now)
 	}

@@ -28,7 +28,7 @@ func picks(t *testing.T, b *Balancer, service string, n int) string {
 	}
 	var out []string
 	for i := 0; i < n; i++ {
-		pe := p.Pick(b.Now(), nil)
+		pe := p.Pick(b.Now(), 0, nil)
 		if pe == nil {
 			out = append(out, "-")
 			continue
@@ -188,7 +188,7 @@ func TestPickSkipsTried(t *testing.T) {
 	var tried []*Peer
 	var got []string
 	for {
-		pe := p.Pick(b.Now(), tried)
+		pe := p.Pick(b.Now(), 0, tried)
 		if pe == nil {
 			break
 		}
@@ -323,7 +323,7 @@ func TestConcurrentPickAndUpdate(t *testing.T) {
 				if p == nil {
 					continue
 				}
-				if pe := p.Pick(b.Now(), nil); pe != nil {
+				if pe := p.Pick(b.Now(), 0, nil); pe != nil {
 					pe.Begin()
 					pe.End(pe.Name == "c", b.Now())
 				}

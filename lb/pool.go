@@ -16,6 +16,7 @@ import (
 type Pool struct {
 	name    string
 	rules   Rules
+	policy  Policy
 	peers   []*Peer // primaries in order, then backups
 	primary []*Peer
 	backup  []*Peer
@@ -34,13 +35,19 @@ type Pool struct {
 type schedule struct {
 	primary []*Peer
 	backup  []*Peer
+	// Per-policy structures over the same available peers.
+	primaryAvail, backupAvail []*Peer // least_conn scans these
+	primaryRing, backupRing   *ring   // ip_hash
 	// recheckAt is when the first excluded peer's down time ends and the
 	// schedule must be rebuilt to let it back in.
 	recheckAt int64
 }
 
 func newPool(name string, rules Rules, peers []*Peer, clock func() int64, log *zerolog.Logger) *Pool {
-	p := &Pool{name: name, rules: rules, clock: clock, log: log}
+	p := &Pool{name: name, rules: rules, policy: rules.Policy, clock: clock, log: log}
+	if p.policy == "" {
+		p.policy = RoundRobin
+	}
 	for _, pe := range peers {
 		pe.pool = p
 		if pe.Backup {
@@ -66,14 +73,35 @@ func (p *Pool) Peers() []*Peer { return p.peers }
 // Now reads the pool's clock (nanoseconds), for callers that report outcomes.
 func (p *Pool) Now() int64 { return p.clock() }
 
-// Pick chooses the peer for the next attempt of a request, skipping peers
-// already tried for it, or returns nil when no peer is available. Backup
-// peers are chosen only when no primary is available (or every available
-// primary was tried), as in nginx.
-func (p *Pool) Pick(now int64, tried []*Peer) *Peer {
+// Policy is the service's selection policy.
+func (p *Pool) Policy() Policy { return p.policy }
+
+// Pick chooses the peer for the next attempt of a request by the service's
+// policy, skipping peers already tried for it, or returns nil when no peer
+// is available. Backup peers are chosen only when no primary is available
+// (or every available primary was tried), as in nginx. hash identifies the
+// client for ip_hash (see HashClient); other policies ignore it.
+func (p *Pool) Pick(now int64, hash uint64, tried []*Peer) *Peer {
 	s := p.sched.Load()
 	if now >= s.recheckAt {
 		s = p.rebuild(now, false)
+	}
+	switch p.policy {
+	case LeastConn:
+		if pe := pickLeastConn(s.primaryAvail, s.primary, &p.cursor, now, tried); pe != nil {
+			return pe
+		}
+		return pickLeastConn(s.backupAvail, s.backup, &p.bcursor, now, tried)
+	case IPHash:
+		if pe := s.primaryRing.pick(hash, now, tried); pe != nil {
+			return pe
+		}
+		return s.backupRing.pick(hash, now, tried)
+	case P2C:
+		if pe := pickP2C(s.primary, now, tried); pe != nil {
+			return pe
+		}
+		return pickP2C(s.backup, now, tried)
 	}
 	if pe := pickCycle(s.primary, &p.cursor, now, tried); pe != nil {
 		return pe
@@ -129,8 +157,11 @@ func (p *Pool) rebuild(now int64, force bool) *schedule {
 		}
 		return out
 	}
-	s.primary = smoothCycle(avail(p.primary))
-	s.backup = smoothCycle(avail(p.backup))
+	s.primaryAvail, s.backupAvail = avail(p.primary), avail(p.backup)
+	s.primary, s.backup = smoothCycle(s.primaryAvail), smoothCycle(s.backupAvail)
+	if p.policy == IPHash {
+		s.primaryRing, s.backupRing = buildRing(s.primaryAvail), buildRing(s.backupAvail)
+	}
 	p.sched.Store(s)
 	return s
 }

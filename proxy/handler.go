@@ -81,13 +81,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.NextUpstreamTimeout > 0 {
 		deadline = time.Now().Add(h.cfg.NextUpstreamTimeout)
 	}
+	var hash uint64
+	if pool.Policy() == lb.IPHash {
+		hash = clientHash(r.RemoteAddr)
+	}
 	var triedBuf [8]*lb.Peer
 	tried := triedBuf[:0]
 	a := &attempt{pool: pool}
 	ctx := context.WithValue(r.Context(), attemptKey{}, a)
 	for {
 		now := pool.Now()
-		peer := pool.Pick(now, tried)
+		peer := pool.Pick(now, hash, tried)
 		if peer == nil {
 			if len(tried) == 0 {
 				writeError(w, http.StatusServiceUnavailable, msgNoPeer, pool.Name())
@@ -122,6 +126,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// clientHash hashes the client's IP (without the port) for ip_hash.
+func clientHash(remoteAddr string) uint64 {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	return lb.HashClient(host)
 }
 
 // forward makes one attempt. ReverseProxy aborts the handler with a panic
