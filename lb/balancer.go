@@ -24,6 +24,7 @@ type Balancer struct {
 	mu       sync.Mutex
 	sources  map[string][]Backend
 	states   map[string]*peerState // by Backend.Key, carried across tables
+	services map[string]*ServiceStats
 	warnings map[string]bool       // conflict warnings already logged
 	clock    func() int64
 	log      zerolog.Logger
@@ -52,6 +53,7 @@ func New(opts ...Option) *Balancer {
 	b := &Balancer{
 		sources:  map[string][]Backend{},
 		states:   map[string]*peerState{},
+		services: map[string]*ServiceStats{},
 		warnings: map[string]bool{},
 		clock:    nanotime,
 		log:      zerolog.Nop(),
@@ -147,7 +149,12 @@ func (b *Balancer) build() (*Table, []*peerState) {
 	for _, name := range order {
 		peers := services[name].peers
 		rules := b.serviceRules(name, peers)
-		p := newPool(name, rules, peers, b.clock, &b.log)
+		st := b.services[name]
+		if st == nil {
+			st = &ServiceStats{}
+			b.services[name] = st
+		}
+		p := newPool(name, rules, peers, st, b.clock, &b.log)
 		if op := old.Pool(name); op != nil && sameCycle(op, p) {
 			// Keep the position so frequent unrelated updates do not
 			// restart every service's cycle at its heaviest peer.

@@ -36,6 +36,9 @@ type peerState struct {
 	probation   bool  // came back from down: one failure takes it down again
 
 	attached atomic.Pointer[any]
+
+	answers StatusClasses
+	latency Histogram
 }
 
 // Available reports whether passive health lets the peer take requests at

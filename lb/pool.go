@@ -25,6 +25,8 @@ type Pool struct {
 	cursor  atomic.Uint64 // position in the primary cycle
 	bcursor atomic.Uint64 // position in the backup cycle
 
+	stats *ServiceStats
+
 	buildMu sync.Mutex // serializes rebuilds after availability changes
 	clock   func() int64
 	log     *zerolog.Logger
@@ -43,8 +45,8 @@ type schedule struct {
 	recheckAt int64
 }
 
-func newPool(name string, rules Rules, peers []*Peer, clock func() int64, log *zerolog.Logger) *Pool {
-	p := &Pool{name: name, rules: rules, policy: rules.Policy, clock: clock, log: log}
+func newPool(name string, rules Rules, peers []*Peer, stats *ServiceStats, clock func() int64, log *zerolog.Logger) *Pool {
+	p := &Pool{name: name, rules: rules, policy: rules.Policy, stats: stats, clock: clock, log: log}
 	if p.policy == "" {
 		p.policy = RoundRobin
 	}

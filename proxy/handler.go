@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -28,7 +29,16 @@ type Handler struct {
 	router Router
 	cfg    Config
 	rp     *httputil.ReverseProxy
+	stats  *Stats
 }
+
+// Stats are the proxy's counters that belong to no service.
+type Stats struct {
+	NoRoute atomic.Uint64 // requests answered 404: no service matched
+}
+
+// Stats returns the handler's counters.
+func (h *Handler) Stats() *Stats { return h.stats }
 
 // attempt carries one forwarding attempt through ReverseProxy's hooks.
 type attempt struct {
@@ -38,7 +48,8 @@ type attempt struct {
 	// peer can be tried; false on what must be the last attempt.
 	swallowStatus bool
 	err           error // transport error, or errRetryStatus
-	status        int   // peer's answer when err is errRetryStatus
+	status        int   // peer's answer when it is a retry-on-status code
+	answered      int   // status of the peer's answer, 0 for none
 	wrote         bool  // the response head went to the client
 }
 
@@ -48,7 +59,7 @@ var errRetryStatus = errors.New("peer answered with a retry-on-status code")
 
 // NewHandler returns the reference engine for router with cfg.
 func NewHandler(router Router, cfg Config) *Handler {
-	h := &Handler{router: router, cfg: cfg}
+	h := &Handler{router: router, cfg: cfg, stats: &Stats{}}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
 		Transport:      roundTripper(h.roundTrip),
@@ -67,15 +78,38 @@ func attemptOf(r *http.Request) *attempt { return r.Context().Value(attemptKey{}
 
 // ServeHTTP routes r and forwards it, trying peers until one answers.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	pool := h.router.Route(r.Host, r.URL.Path)
 	if pool == nil {
+		h.stats.NoRoute.Add(1)
 		writeError(w, http.StatusNotFound, msgNoRoute, "")
+		h.accessLog(r, nil, http.StatusNotFound, nil, 0, start)
 		return
 	}
+	var cw *countingWriter
+	if h.cfg.AccessLog {
+		cw = &countingWriter{ResponseWriter: w}
+		w = cw
+	}
+	status, tried := h.serve(w, r, pool)
+	st := pool.Stats()
+	st.Responses.Add(status)
+	st.Latency.Observe(time.Since(start))
+	if len(tried) > 1 {
+		st.Retries.Add(uint64(len(tried) - 1))
+	}
+	if cw != nil {
+		h.accessLog(r, pool, status, tried, cw.n, start)
+	}
+}
+
+// serve makes the attempts and answers; it returns the status the client
+// got (0 if it went away first) and the peers tried.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, pool *lb.Pool) (int, []*lb.Peer) {
 	body, replayable, err := h.bufferBody(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, msgBadRequest+": "+err.Error(), pool.Name())
-		return
+		return http.StatusBadRequest, nil
 	}
 	var deadline time.Time
 	if h.cfg.NextUpstreamTimeout > 0 {
@@ -85,8 +119,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if pool.Policy() == lb.IPHash {
 		hash = clientHash(r.RemoteAddr)
 	}
-	var triedBuf [8]*lb.Peer
-	tried := triedBuf[:0]
+	var tried []*lb.Peer
 	a := &attempt{pool: pool}
 	ctx := context.WithValue(r.Context(), attemptKey{}, a)
 	for {
@@ -94,11 +127,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		peer := pool.Pick(now, hash, tried)
 		if peer == nil {
 			if len(tried) == 0 {
+				pool.Stats().NoPeer.Add(1)
 				writeError(w, http.StatusServiceUnavailable, msgNoPeer, pool.Name())
-			} else {
-				writeError(w, http.StatusBadGateway, msgAllFailed, pool.Name())
+				return http.StatusServiceUnavailable, tried
 			}
-			return
+			writeError(w, http.StatusBadGateway, msgAllFailed, pool.Name())
+			return http.StatusBadGateway, tried
 		}
 		tried = append(tried, peer)
 		budget := h.budgetLeft(tried, deadline)
@@ -113,20 +147,52 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 		switch {
 		case a.err == nil:
-			return // answered (possibly with a retry-on-status code, on the last attempt)
+			return a.answered, tried // possibly a retry-on-status code, on the last attempt
 		case r.Context().Err() != nil:
-			return // the client went away: nobody to answer
+			return 0, tried // the client went away: nobody to answer
 		case a.wrote:
-			return // too late to retry: the client has part of an answer
+			return a.answered, tried // too late to retry: the client has part of an answer
 		}
 		h.cfg.Log.Debug().Str("service", pool.Name()).Str("container", peer.Name).
 			Str("address", peer.Addr).Err(a.err).Msg("attempt failed")
 		if !h.budgetLeft(tried, deadline) || !h.mayRetry(a.err, r.Method, replayable) {
 			writeError(w, http.StatusBadGateway, msgAllFailed, pool.Name())
-			return
+			return http.StatusBadGateway, tried
 		}
 	}
 }
+
+// accessLog writes one line for a finished request.
+func (h *Handler) accessLog(r *http.Request, pool *lb.Pool, status int, tried []*lb.Peer, bytes int64, start time.Time) {
+	if !h.cfg.AccessLog {
+		return
+	}
+	ev := h.cfg.Log.Info().Str("method", r.Method).Str("path", r.URL.Path).Int("status", status).
+		Str("client", r.RemoteAddr).Str("host", r.Host).Int("attempts", len(tried)).
+		Dur("duration", time.Since(start)).Int64("bytes", bytes)
+	if pool != nil {
+		ev = ev.Str("service", pool.Name())
+	}
+	if n := len(tried); n > 0 {
+		ev = ev.Str("upstream", tried[n-1].Addr).Str("container", tried[n-1].Name)
+	}
+	ev.Msg("request")
+}
+
+// countingWriter counts the body bytes written, for the access log.
+// Unwrap lets ReverseProxy reach Flush and Hijack of the real writer.
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 // clientHash hashes the client's IP (without the port) for ip_hash.
 func clientHash(remoteAddr string) uint64 {
@@ -142,8 +208,10 @@ func clientHash(remoteAddr string) uint64 {
 // the peer's accounting right in that case too.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, a *attempt) {
 	a.peer.Begin()
+	start := time.Now()
 	defer func() {
 		broke := recover()
+		a.peer.Answered(a.answered, time.Since(start))
 		failed := a.err != nil || !a.wrote || a.status != 0 || broke != nil
 		a.peer.End(failed && r.Context().Err() == nil, a.pool.Now())
 		if broke != nil {
@@ -269,6 +337,7 @@ func stripPrefix(path, prefix string) string {
 
 func (h *Handler) modifyResponse(res *http.Response) error {
 	a := attemptOf(res.Request)
+	a.answered = res.StatusCode
 	if h.cfg.retryStatus(res.StatusCode) {
 		a.status = res.StatusCode // a failure for passive health either way
 		if a.swallowStatus {

@@ -142,7 +142,9 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 			ln.Close()
 			return fmt.Errorf("--admin-listen %s: %w", cfg.AdminListen, err)
 		}
-		asrv := &http.Server{Handler: admin.New(bal, ready), ReadHeaderTimeout: 10 * time.Second}
+		adm := admin.New(bal, ready)
+		adm.EnableMetrics(admin.Sources{NoRoute: handler.Stats().NoRoute.Load})
+		asrv := &http.Server{Handler: adm, ReadHeaderTimeout: 10 * time.Second}
 		go asrv.Serve(aln)
 		defer asrv.Close()
 	}
