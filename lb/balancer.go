@@ -25,7 +25,7 @@ type Balancer struct {
 	sources  map[string][]Backend
 	states   map[string]*peerState // by Backend.Key, carried across tables
 	services map[string]*ServiceStats
-	warnings map[string]bool       // conflict warnings already logged
+	warnings map[string]bool // conflict warnings already logged
 	clock    func() int64
 	log      zerolog.Logger
 
