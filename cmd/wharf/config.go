@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wharflb/wharf/lb"
+	"github.com/wharflb/wharf/proxy"
 )
 
 // config is everything the binary is told, by flags or WHARF_* variables.
@@ -23,6 +24,8 @@ type config struct {
 	LogFormat           string
 	AccessLog           bool
 	TLSCert, TLSKey     string
+	Gzip                bool
+	GzipTypes           []string
 	NextUpstreamTries   int
 	NextUpstreamTimeout time.Duration
 	RetryOnStatus       []int
@@ -61,6 +64,25 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	fs.BoolVar(&c.AccessLog, "access-log", false, "log one line per request")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "certificate file (PEM) to serve the entry point over TLS with HTTP/2")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "private key file (PEM) for --tls-cert")
+	fs.BoolVar(&c.Gzip, "gzip", false, "gzip answers of --gzip-types for clients that accept it")
+	c.GzipTypes = proxy.DefaultGzipTypes
+	fs.Func("gzip-types", "comma-separated media types compressed with --gzip (default: nginx gzip_types of text, JSON, JavaScript and XML)", func(s string) error {
+		c.GzipTypes = nil
+		for _, t := range strings.Split(s, ",") {
+			t = strings.TrimSpace(t)
+			if t == "" {
+				continue
+			}
+			if !strings.Contains(t, "/") || strings.ContainsAny(t, " ;") {
+				return fmt.Errorf("%q is not a media type like application/json", t)
+			}
+			c.GzipTypes = append(c.GzipTypes, strings.ToLower(t))
+		}
+		if len(c.GzipTypes) == 0 {
+			return errors.New("empty list")
+		}
+		return nil
+	})
 	fs.Func("next-upstream-tries", "attempts per request; 0 = every peer once", func(s string) error {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 {

@@ -110,6 +110,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		ready = w.Synced
 	}
 
+	var err error
 	handler := proxy.NewHandler(bal, proxy.Config{
 		NextUpstreamTries:   cfg.NextUpstreamTries,
 		NextUpstreamTimeout: cfg.NextUpstreamTimeout,
@@ -118,7 +119,13 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		AccessLog:           cfg.AccessLog,
 		Log:                 log,
 	})
-	srv := proxy.NewServer(handler)
+	var entry http.Handler = handler
+	if cfg.Gzip {
+		if entry, err = proxy.Gzip(handler, cfg.GzipTypes); err != nil {
+			return err
+		}
+	}
+	srv := proxy.NewServer(entry)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", cfg.Listen, err)

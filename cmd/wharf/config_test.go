@@ -1,0 +1,103 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(*config) string
+		wantErr string // substring; names the flag or variable
+	}{
+		{name: "defaults", args: []string{"--network", "webtest"}, check: func(c *config) string {
+			if c.Listen != ":10000" || c.AdminListen != "127.0.0.1:8080" || c.LabelPrefix != "lb" ||
+				c.LogLevel != "info" || c.LogFormat != "auto" || c.RetryBodyLimit != 64<<10 ||
+				c.ShutdownTimeout != 30*time.Second || c.NextUpstreamTries != 0 || c.Gzip || len(c.GzipTypes) != 8 {
+				return "unexpected defaults"
+			}
+			return ""
+		}},
+		{name: "env fills flags", args: nil, env: map[string]string{
+			"WHARF_NETWORK": "webtest", "WHARF_ADMIN_LISTEN": ":9090", "WHARF_RETRY_ON_STATUS": "502,503",
+			"WHARF_RETRY_BODY_LIMIT": "1MiB", "WHARF_UPSTREAM": "127.0.0.1:1 127.0.0.1:2,weight=3", "WHARF_GZIP": "true",
+		}, check: func(c *config) string {
+			if c.Network != "webtest" || c.AdminListen != ":9090" || len(c.RetryOnStatus) != 2 ||
+				c.RetryBodyLimit != 1<<20 || len(c.Upstreams) != 2 || c.Upstreams[1].Weight != 3 || !c.Gzip {
+				return "env not applied"
+			}
+			return ""
+		}},
+		{name: "flag wins over env", args: []string{"--network", "a"}, env: map[string]string{"WHARF_NETWORK": "b"},
+			check: func(c *config) string {
+				if c.Network != "a" {
+					return "network " + c.Network
+				}
+				return ""
+			}},
+		{name: "repeatable upstream", args: []string{"--upstream", "127.0.0.1:1", "--upstream", "unix:/tmp/s,backup"},
+			check: func(c *config) string {
+				if len(c.Upstreams) != 2 || !c.Upstreams[1].Backup || c.Upstreams[1].Network != "unix" {
+					return "upstreams not parsed"
+				}
+				return ""
+			}},
+		{name: "gzip types", args: []string{"--network", "n", "--gzip-types", "text/html, application/json"},
+			check: func(c *config) string {
+				if strings.Join(c.GzipTypes, ",") != "text/html,application/json" {
+					return "types " + strings.Join(c.GzipTypes, ",")
+				}
+				return ""
+			}},
+		{name: "nothing to balance", wantErr: "--network"},
+		{name: "unknown flag", args: []string{"--colour", "x"}, wantErr: "--colour"},
+		{name: "bad tries", args: []string{"--network", "n", "--next-upstream-tries", "-1"}, wantErr: "--next-upstream-tries"},
+		{name: "bad duration", args: []string{"--network", "n", "--shutdown-timeout", "soon"}, wantErr: "--shutdown-timeout"},
+		{name: "bad status", args: []string{"--network", "n", "--retry-on-status", "200"}, wantErr: "--retry-on-status"},
+		{name: "bad size", args: []string{"--network", "n", "--retry-body-limit", "lots"}, wantErr: "--retry-body-limit"},
+		{name: "bad log level", args: []string{"--network", "n", "--log-level", "loud"}, wantErr: "--log-level"},
+		{name: "bad upstream", args: []string{"--upstream", "127.0.0.1:1,weight=abc"}, wantErr: "weight"},
+		{name: "bad env", args: []string{"--network", "n"}, env: map[string]string{"WHARF_LOG_FORMAT": "xml"}, wantErr: "WHARF_LOG_FORMAT"},
+		{name: "tls half", args: []string{"--network", "n", "--tls-cert", "c.pem"}, wantErr: "--tls-key"},
+		{name: "stray argument", args: []string{"--network", "n", "extra"}, wantErr: "extra"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseConfig(tt.args, func(k string) string { return tt.env[k] }, io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err %v, want one naming %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if msg := tt.check(c); msg != "" {
+				t.Fatal(msg)
+			}
+		})
+	}
+}
+
+func TestRunExitCodes(t *testing.T) {
+	var stderr strings.Builder
+	if code := run([]string{"--log-level", "loud", "--network", "n"}, func(string) string { return "" }, io.Discard, &stderr); code != 2 {
+		t.Fatalf("bad flag: exit %d, want 2", code)
+	}
+	if !strings.Contains(stderr.String(), "--log-level") {
+		t.Fatalf("message %q does not name the flag", stderr.String())
+	}
+	var stdout strings.Builder
+	if code := run([]string{"version"}, func(string) string { return "" }, &stdout, io.Discard); code != 0 || !strings.HasPrefix(stdout.String(), "wharf ") {
+		t.Fatalf("version: exit %d, output %q", code, stdout.String())
+	}
+	if code := run([]string{"healthcheck", "--admin-listen", freeAddr(t)}, func(string) string { return "" }, io.Discard, io.Discard); code != 1 {
+		t.Fatalf("healthcheck with nothing listening: exit %d, want 1", code)
+	}
+}
