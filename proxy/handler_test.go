@@ -60,7 +60,9 @@ func newProxy(t *testing.T, cfg Config, backends ...lb.Backend) (*httptest.Serve
 	t.Helper()
 	bal := lb.New(lb.OnRemove(ClosePeer))
 	bal.Update("test", backends)
-	srv := httptest.NewServer(NewHandler(bal, cfg))
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Config = NewServer(NewHandler(bal, cfg))
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv, bal
 }

@@ -132,8 +132,10 @@ func (p *Parser) ParseResponse(r *Response, buf []byte, head bool) error {
 	}
 	r.Close = r.Close || r.Framing == ByClose
 
-	// response.go: isProtocolSwitchResponse.
-	if r.Status == 101 && len(f.upgrade) > 0 && f.conn&ConnUpgrade != 0 {
+	// response.go: isProtocolSwitchResponse, looking at the fields left
+	// after shouldClose removed "Connection" when it lists "close".
+	if r.Status == 101 && len(f.upgrade) > 0 && f.conn&ConnUpgrade != 0 &&
+		(minor == 0 || f.conn&ConnClose == 0) {
 		r.Upgrade = f.upgrade
 	}
 	return nil
