@@ -72,6 +72,8 @@ func freeAddr(t *testing.T) string {
 type instance struct {
 	url, admin string
 	logs       *logBuffer
+	// stop shuts wharf down as SIGTERM does and returns serve's result.
+	stop func() error
 }
 
 func startWharf(t *testing.T, args ...string) *instance {
@@ -88,9 +90,14 @@ func startWharf(t *testing.T, args ...string) *instance {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfg, log) }()
+	var once sync.Once
+	var result error
+	in.stop = func() error {
+		once.Do(func() { cancel(); result = <-done })
+		return result
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := in.stop(); err != nil && !strings.Contains(t.Name(), "Shutdown") {
 			t.Errorf("wharf: %v", err)
 		}
 	})

@@ -137,7 +137,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 			ln.Close()
 			return err
 		}
-		go certs.reloadOnSIGHUP(ctx)
+		certs.reloadOnSIGHUP(ctx)
 		srv.TLSConfig = &tls.Config{GetCertificate: certs.get, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}
 		ln = tls.NewListener(ln, srv.TLSConfig)
 		scheme = "https"
@@ -195,22 +195,27 @@ func (c *certReloader) load() error {
 
 func (c *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.cert.Load(), nil }
 
+// reloadOnSIGHUP subscribes to SIGHUP before it returns (so a signal sent
+// right after cannot kill the process) and reloads in the background until
+// ctx is done.
 func (c *certReloader) reloadOnSIGHUP(ctx context.Context) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			if err := c.load(); err != nil {
-				c.log.Error().Err(err).Msg("certificate not reloaded; keeping the previous one")
-				continue
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := c.load(); err != nil {
+					c.log.Error().Err(err).Msg("certificate not reloaded; keeping the previous one")
+					continue
+				}
+				c.log.Info().Str("cert", c.certFile).Msg("certificate reloaded")
 			}
-			c.log.Info().Str("cert", c.certFile).Msg("certificate reloaded")
 		}
-	}
+	}()
 }
 
 // healthcheck asks the admin server's /healthz, for HEALTHCHECK in an

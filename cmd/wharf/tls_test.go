@@ -1,0 +1,122 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// writeCert writes a self-signed certificate for 127.0.0.1 named cn.
+func writeCert(t *testing.T, dir, cn string) (certFile, keyFile string, cert *x509.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  nil,
+		DNSNames:     []string{"localhost"},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ = x509.ParseCertificate(der)
+	kb, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	// Write to temporaries and rename, as a certificate renewal would.
+	for name, block := range map[string]*pem.Block{certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "EC PRIVATE KEY", Bytes: kb}} {
+		if err := os.WriteFile(name+".tmp", pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(name+".tmp", name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return certFile, keyFile, cert
+}
+
+func TestTLSWithHTTP2AndReloadOnSIGHUP(t *testing.T) {
+	peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "proto=%s forwarded-proto=%s", r.Proto, r.Header.Get("X-Forwarded-Proto"))
+	}))
+	defer peer.Close()
+	dir := t.TempDir()
+	certFile, keyFile, first := writeCert(t, dir, "first")
+	in := startWharf(t, "--upstream", strings.TrimPrefix(peer.URL, "http://"), "--tls-cert", certFile, "--tls-key", keyFile)
+	url := "https://localhost" + in.url[strings.LastIndex(in.url, ":"):]
+
+	client := func(trust *x509.Certificate) *http.Client {
+		pool := x509.NewCertPool()
+		pool.AddCert(trust)
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true,
+		}}
+	}
+	c1 := client(first)
+	res, err := c1.Get(url + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.ProtoMajor != 2 {
+		t.Fatalf("client spoke %s, want HTTP/2 by ALPN", res.Proto)
+	}
+	if string(body) != "proto=HTTP/1.1 forwarded-proto=https" {
+		t.Fatalf("peer saw %q", body)
+	}
+
+	// Renew the certificate and send SIGHUP: new connections get the new
+	// one; the HTTP/2 connection opened before keeps working.
+	_, _, second := writeCert(t, dir, "second")
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		conn, err := tls.Dial("tcp", strings.TrimPrefix(url, "https://"), &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cn := conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+		conn.Close()
+		if cn == second.Subject.CommonName {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still serving %q after SIGHUP", cn)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	res, err = c1.Get(url + "/y") // reuses the connection made with the first certificate
+	if err != nil {
+		t.Fatalf("existing connection dropped by the reload: %v", err)
+	}
+	res.Body.Close()
+	if got := len(in.logs.lines("info", "certificate reloaded")); got != 1 {
+		t.Fatalf("%d reload log lines, want 1", got)
+	}
+}
+
