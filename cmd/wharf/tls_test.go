@@ -119,4 +119,3 @@ func TestTLSWithHTTP2AndReloadOnSIGHUP(t *testing.T) {
 		t.Fatalf("%d reload log lines, want 1", got)
 	}
 }
-
