@@ -23,6 +23,8 @@ func New(bal *lb.Balancer, ready func() bool) *Server {
 	s := &Server{bal: bal, ready: ready, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /api/services", s.services)
+	s.mux.Handle("GET /{$}", newDashboardPage())
+	s.mux.Handle("GET /api/events", newEventStream(bal))
 	return s
 }
 
@@ -54,6 +56,7 @@ type Peer struct {
 	Weight    int    `json:"weight"`
 	Backup    bool   `json:"backup"`
 	State     string `json:"state"`
+	Reason    string `json:"reason,omitempty"` // why a down peer is out: "max_fails" or "health check"
 	DownFor   string `json:"down_for,omitempty"`
 	InFlight  int64  `json:"in_flight"`
 	Requests  uint64 `json:"requests"`
@@ -79,7 +82,7 @@ func Snapshot(bal *lb.Balancer) []Service {
 		}
 		for _, pe := range p.Peers() {
 			peer := Peer{Container: pe.Name, ID: pe.ID, Address: pe.Addr, Weight: pe.Weight, Backup: pe.Backup,
-				State: pe.State(now), InFlight: pe.InFlight(), Requests: pe.Requests(), Failures: pe.Failures()}
+				State: pe.State(now), Reason: pe.DownReason(now), InFlight: pe.InFlight(), Requests: pe.Requests(), Failures: pe.Failures()}
 			if d := pe.DownUntil(); d > now {
 				peer.DownFor = time.Duration(d - now).Round(time.Millisecond).String()
 			}

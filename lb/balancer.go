@@ -21,6 +21,7 @@ import (
 type Balancer struct {
 	table atomic.Pointer[Table]
 
+	updateMu sync.Mutex // serializes Update, hooks included
 	mu       sync.Mutex
 	sources  map[string][]Backend
 	states   map[string]*peerState // by Backend.Key, carried across tables
@@ -32,6 +33,8 @@ type Balancer struct {
 	// onRemove is called, outside the lock, for the runtime state of each
 	// peer that left the table: the proxy closes its idle connections.
 	onRemove func(attachment any)
+	// onUpdate is called, outside the lock, with every new table.
+	onUpdate func(*Table)
 }
 
 // Option configures a Balancer.
@@ -47,6 +50,11 @@ func WithLogger(l zerolog.Logger) Option { return func(b *Balancer) { b.log = l 
 // OnRemove registers fn to receive the attachment (see Peer.AttachOnce) of
 // every peer that leaves the table. Requests in flight on it still finish.
 func OnRemove(fn func(attachment any)) Option { return func(b *Balancer) { b.onRemove = fn } }
+
+// OnUpdate registers fn to receive every new table after it is published
+// (the active health checker follows the peers this way). Calls are
+// serialized.
+func OnUpdate(fn func(*Table)) Option { return func(b *Balancer) { b.onUpdate = fn } }
 
 // New returns a Balancer with an empty table.
 func New(opts ...Option) *Balancer {
@@ -75,6 +83,8 @@ func (b *Balancer) Now() int64 { return b.clock() }
 // publishes a new table. Invalid backends are skipped with a warning; the
 // rest are applied.
 func (b *Balancer) Update(source string, backends []Backend) {
+	b.updateMu.Lock()
+	defer b.updateMu.Unlock()
 	b.mu.Lock()
 	b.sources[source] = append([]Backend(nil), backends...)
 	old := b.table.Load()
@@ -82,6 +92,9 @@ func (b *Balancer) Update(source string, backends []Backend) {
 	b.table.Store(t)
 	b.logDiff(old, t)
 	b.mu.Unlock()
+	if b.onUpdate != nil {
+		b.onUpdate(t)
+	}
 	if b.onRemove != nil {
 		for _, s := range removed {
 			if v := s.attached.Load(); v != nil {
@@ -125,6 +138,12 @@ func (b *Balancer) build() (*Table, []*peerState) {
 			st := b.states[k]
 			if st == nil {
 				st = &peerState{}
+				// A peer with an active health check is held out until its
+				// first check passes: no request meets a peer whose health
+				// is unknown.
+				st.checkFailing.Store(be.Health.Path != "")
+			} else if be.Health.Path == "" {
+				st.checkFailing.Store(false)
 			}
 			states[k] = st
 			m := services[be.Service]
@@ -268,3 +287,27 @@ func (b *Balancer) logDiff(old, cur *Table) {
 
 // Route returns the service of the current table for host and path, or nil.
 func (b *Balancer) Route(host, path string) *Pool { return b.table.Load().Route(host, path) }
+
+// SetCheckResult records the outcome of an active health check of the peer
+// with key (Backend.Key) and, when its availability changes, rebuilds the
+// schedule of its service in the current table. A peer whose check fails is
+// out of selection until a check passes. It reports whether the state
+// changed.
+func (b *Balancer) SetCheckResult(key string, passing bool) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st := b.states[key]
+	if st == nil || st.checkFailing.Load() == !passing {
+		return false
+	}
+	st.checkFailing.Store(!passing)
+	for _, p := range b.table.Load().pools {
+		for _, pe := range p.peers {
+			if pe.state == st {
+				p.rebuild(b.clock(), true)
+				return true
+			}
+		}
+	}
+	return true
+}

@@ -37,16 +37,23 @@ type peerState struct {
 
 	attached atomic.Pointer[any]
 
+	// checkFailing is set while the active health check (lb.health.path)
+	// does not pass; the Balancer sets it, see SetCheckResult.
+	checkFailing atomic.Bool
+
 	answers StatusClasses
 	latency Histogram
 }
 
-// Available reports whether passive health lets the peer take requests at
-// now (nanoseconds on the Balancer's clock).
+// Available reports whether passive and active health let the peer take
+// requests at now (nanoseconds on the Balancer's clock).
 func (p *Peer) Available(now int64) bool {
 	d := p.state.downUntil.Load()
-	return d == 0 || now >= d
+	return (d == 0 || now >= d) && !p.state.checkFailing.Load()
 }
+
+// CheckFailing reports whether the active health check holds the peer out.
+func (p *Peer) CheckFailing() bool { return p.state.checkFailing.Load() }
 
 // InFlight is the number of requests currently forwarded to the peer.
 func (p *Peer) InFlight() int64 { return p.state.inflight.Load() }
@@ -160,6 +167,18 @@ func (p *Peer) State(now int64) string {
 		return "down"
 	}
 	return "ready"
+}
+
+// DownReason says why an unavailable peer is out: "health check" or
+// "max_fails"; "" when it is available.
+func (p *Peer) DownReason(now int64) string {
+	switch {
+	case p.state.checkFailing.Load():
+		return "health check"
+	case !p.Available(now):
+		return "max_fails"
+	}
+	return ""
 }
 
 // nanotime is the default clock: monotonic nanoseconds since process start.

@@ -25,6 +25,7 @@ import (
 
 	"github.com/wharflb/wharf/admin"
 	"github.com/wharflb/wharf/discovery"
+	"github.com/wharflb/wharf/health"
 	"github.com/wharflb/wharf/lb"
 	"github.com/wharflb/wharf/proxy"
 )
@@ -84,7 +85,11 @@ func newLogger(cfg *config, stderr io.Writer) zerolog.Logger {
 // serve wires discovery, the balancer and the proxy together and runs until
 // ctx is done.
 func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
-	bal := lb.New(lb.WithLogger(log), lb.OnRemove(proxy.ClosePeer))
+	var checker *health.Checker
+	bal := lb.New(lb.WithLogger(log), lb.OnRemove(proxy.ClosePeer),
+		lb.OnUpdate(func(t *lb.Table) { checker.Sync(t) }))
+	checker = health.New(bal, log)
+	defer checker.Stop()
 	if len(cfg.Upstreams) > 0 {
 		bal.Update("static", cfg.Upstreams)
 	}
