@@ -353,8 +353,9 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 // peer's idle connections can be closed when it leaves.
 func (h *Handler) roundTrip(r *http.Request) (*http.Response, error) {
 	a := attemptOf(r)
-	t := a.peer.AttachOnce(func() any { return h.newTransport(a.peer) }).(*peerTransport)
-	return t.RoundTrip(r)
+	pc := connsOf(a.peer, h.cfg.dialTimeout())
+	pc.stdOnce.Do(func() { pc.std = h.newTransport(a.peer) })
+	return pc.std.RoundTrip(r)
 }
 
 // peerTransport is the connection pool of one peer.
@@ -364,15 +365,8 @@ type peerTransport struct {
 }
 
 func (h *Handler) newTransport(p *lb.Peer) *peerTransport {
-	dialTimeout := h.cfg.DialTimeout
-	if dialTimeout == 0 {
-		dialTimeout = DefaultDialTimeout
-	}
-	headerTimeout := h.cfg.ResponseHeaderTimeout
-	if headerTimeout == 0 {
-		headerTimeout = DefaultResponseHeaderTimeout
-	}
-	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	d := &net.Dialer{Timeout: h.cfg.dialTimeout(), KeepAlive: 30 * time.Second}
+	headerTimeout := h.cfg.responseHeaderTimeout()
 	network, addr := p.Network, p.Addr
 	return &peerTransport{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -386,14 +380,6 @@ func (h *Handler) newTransport(p *lb.Peer) *peerTransport {
 		ForceAttemptHTTP2:     false,
 		ExpectContinueTimeout: time.Second,
 	}}
-}
-
-// ClosePeer closes the idle connections of a peer that left the table; it
-// is the lb.OnRemove hook. Connections in use finish their request first.
-func ClosePeer(attachment any) {
-	if t, ok := attachment.(*peerTransport); ok {
-		t.closeOnce.Do(t.CloseIdleConnections)
-	}
 }
 
 // debugWriter sends ReverseProxy's own messages (a peer that broke off a

@@ -79,16 +79,18 @@ func get(t *testing.T, url string) (int, string, http.Header) {
 }
 
 func TestWeightedSpreadThroughProxy(t *testing.T) {
-	a, b, c := newBackend(t, "a", nil), newBackend(t, "b", nil), newBackend(t, "c", nil)
-	srv, _ := newProxy(t, Config{}, a.backend(5), b.backend(1), c.backend(1))
-	var seq []string
-	for i := 0; i < 7; i++ {
-		_, body, _ := get(t, srv.URL+"/webtest")
-		seq = append(seq, body)
-	}
-	if got, want := strings.Join(seq, " "), "a a b a c a a"; got != want {
-		t.Fatalf("got %s, want %s", got, want)
-	}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		a, b, c := newBackend(t, "a", nil), newBackend(t, "b", nil), newBackend(t, "c", nil)
+		url, _ := e.start(t, Config{}, a.backend(5), b.backend(1), c.backend(1))
+		var seq []string
+		for i := 0; i < 7; i++ {
+			_, body, _ := get(t, url+"/webtest")
+			seq = append(seq, body)
+		}
+		if got, want := strings.Join(seq, " "), "a a b a c a a"; got != want {
+			t.Fatalf("got %s, want %s", got, want)
+		}
+	})
 }
 
 func TestErrorAnswers(t *testing.T) {
@@ -105,60 +107,66 @@ func TestErrorAnswers(t *testing.T) {
 		{"no peer", nil, 404, msgNoRoute, ""},
 		{"all failed", []lb.Backend{refused(t, "r1"), refused(t, "r2")}, 502, msgAllFailed, "default"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			srv, _ := newProxy(t, Config{}, tt.backends...)
-			status, body, hdr := get(t, srv.URL+"/x")
-			if status != tt.status {
-				t.Fatalf("status %d, want %d (%s)", status, tt.status, body)
-			}
-			if ct := hdr.Get("Content-Type"); ct != "application/json" {
-				t.Errorf("Content-Type %q", ct)
-			}
-			var eb errorBody
-			if err := json.Unmarshal([]byte(body), &eb); err != nil || eb.Error != tt.errText || eb.Service != tt.service {
-				t.Errorf("body %s (err %v), want error %q service %q", body, err, tt.errText, tt.service)
-			}
-		})
-	}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				url, _ := e.start(t, Config{}, tt.backends...)
+				status, body, hdr := get(t, url+"/x")
+				if status != tt.status {
+					t.Fatalf("status %d, want %d (%s)", status, tt.status, body)
+				}
+				if ct := hdr.Get("Content-Type"); ct != "application/json" {
+					t.Errorf("Content-Type %q", ct)
+				}
+				var eb errorBody
+				if err := json.Unmarshal([]byte(body), &eb); err != nil || eb.Error != tt.errText || eb.Service != tt.service {
+					t.Errorf("body %s (err %v), want error %q service %q", body, err, tt.errText, tt.service)
+				}
+			})
+		}
+	})
 }
 
 func TestNoAvailablePeerIs503(t *testing.T) {
-	r := refused(t, "r")
-	srv, _ := newProxy(t, Config{}, r)
-	if status, _, _ := get(t, srv.URL+"/"); status != 502 {
-		t.Fatalf("first request: %d, want 502", status)
-	}
-	// max_fails=1: the failure took the only peer down.
-	status, body, _ := get(t, srv.URL+"/")
-	if status != 503 || !strings.Contains(body, msgNoPeer) {
-		t.Fatalf("got %d %s, want 503 %q", status, body, msgNoPeer)
-	}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		r := refused(t, "r")
+		url, _ := e.start(t, Config{}, r)
+		if status, _, _ := get(t, url+"/"); status != 502 {
+			t.Fatalf("first request: %d, want 502", status)
+		}
+		// max_fails=1: the failure took the only peer down.
+		status, body, _ := get(t, url+"/")
+		if status != 503 || !strings.Contains(body, msgNoPeer) {
+			t.Fatalf("got %d %s, want 503 %q", status, body, msgNoPeer)
+		}
+	})
 }
 
 func TestDialFailureRetriedOnNextPeer(t *testing.T) {
 	good := newBackend(t, "good", nil)
-	for _, method := range []string{"GET", "POST"} {
-		t.Run(method, func(t *testing.T) {
-			srv, bal := newProxy(t, Config{}, refused(t, "dead"), good.backend(1))
-			for i := 0; i < 4; i++ {
-				req, _ := http.NewRequest(method, srv.URL+"/", strings.NewReader("payload"))
-				res, err := http.DefaultClient.Do(req)
-				if err != nil {
-					t.Fatal(err)
+	forEachEngine(t, func(t *testing.T, e engine) {
+		for _, method := range []string{"GET", "POST"} {
+			t.Run(method, func(t *testing.T) {
+				url, bal := e.start(t, Config{}, refused(t, "dead"), good.backend(1))
+				for i := 0; i < 4; i++ {
+					req, _ := http.NewRequest(method, url+"/", strings.NewReader("payload"))
+					res, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					b, _ := io.ReadAll(res.Body)
+					res.Body.Close()
+					if res.StatusCode != 200 || string(b) != "good" {
+						t.Fatalf("request %d: %d %s", i, res.StatusCode, b)
+					}
 				}
-				b, _ := io.ReadAll(res.Body)
-				res.Body.Close()
-				if res.StatusCode != 200 || string(b) != "good" {
-					t.Fatalf("request %d: %d %s", i, res.StatusCode, b)
+				dead := bal.Table().Pool(lb.DefaultService).Peers()[0]
+				if dead.Failures() != 1 || dead.Available(bal.Now()) {
+					t.Errorf("dead peer: failures %d available %v, want 1 and false", dead.Failures(), dead.Available(bal.Now()))
 				}
-			}
-			dead := bal.Table().Pool(lb.DefaultService).Peers()[0]
-			if dead.Failures() != 1 || dead.Available(bal.Now()) {
-				t.Errorf("dead peer: failures %d available %v, want 1 and false", dead.Failures(), dead.Available(bal.Now()))
-			}
-		})
-	}
+			})
+		}
+	})
 }
 
 // A peer that accepts the request and breaks the connection before
@@ -178,147 +186,159 @@ func TestBrokenPeerRetriedOnlyForIdempotent(t *testing.T) {
 		status int
 		posts  int64
 	}{{"GET", 200, 0}, {"POST", 502, 1}}
-	for _, c := range cfgs {
-		t.Run(c.method, func(t *testing.T) {
-			posts.Store(0)
-			b1 := breaker.backend(1)
-			b1.MaxFails = 0
-			srv, _ := newProxy(t, Config{}, b1, good.backend(1))
-			req, _ := http.NewRequest(c.method, srv.URL+"/", strings.NewReader("x"))
-			res, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res.Body.Close()
-			if res.StatusCode != c.status || posts.Load() != c.posts {
-				t.Fatalf("status %d posts %d, want %d and %d", res.StatusCode, posts.Load(), c.status, c.posts)
-			}
-		})
-	}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		for _, c := range cfgs {
+			t.Run(c.method, func(t *testing.T) {
+				posts.Store(0)
+				b1 := breaker.backend(1)
+				b1.MaxFails = 0
+				url, _ := e.start(t, Config{}, b1, good.backend(1))
+				req, _ := http.NewRequest(c.method, url+"/", strings.NewReader("x"))
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				if res.StatusCode != c.status || posts.Load() != c.posts {
+					t.Fatalf("status %d posts %d, want %d and %d", res.StatusCode, posts.Load(), c.status, c.posts)
+				}
+			})
+		}
+	})
 }
 
 func TestRetryOnStatus(t *testing.T) {
-	busy := newBackend(t, "busy", func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(503)
-		fmt.Fprint(w, "busy")
-	})
-	good := newBackend(t, "good", nil)
-	t.Run("next peer answers", func(t *testing.T) {
-		srv, _ := newProxy(t, Config{RetryOnStatus: []int{503}}, busy.backend(1), good.backend(1))
-		if status, body, _ := get(t, srv.URL+"/"); status != 200 || body != "good" {
-			t.Fatalf("got %d %s", status, body)
-		}
-	})
-	t.Run("last answer passed on", func(t *testing.T) {
-		srv, _ := newProxy(t, Config{RetryOnStatus: []int{503}}, busy.backend(1))
-		if status, body, _ := get(t, srv.URL+"/"); status != 503 || body != "busy" {
-			t.Fatalf("got %d %s", status, body)
-		}
-	})
-	t.Run("off by default", func(t *testing.T) {
-		srv, _ := newProxy(t, Config{}, busy.backend(1), good.backend(1))
-		if status, _, _ := get(t, srv.URL+"/"); status != 503 {
-			t.Fatalf("got %d, want the peer's 503", status)
-		}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		busy := newBackend(t, "busy", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(503)
+			fmt.Fprint(w, "busy")
+		})
+		good := newBackend(t, "good", nil)
+		t.Run("next peer answers", func(t *testing.T) {
+			url, _ := e.start(t, Config{RetryOnStatus: []int{503}}, busy.backend(1), good.backend(1))
+			if status, body, _ := get(t, url+"/"); status != 200 || body != "good" {
+				t.Fatalf("got %d %s", status, body)
+			}
+		})
+		t.Run("last answer passed on", func(t *testing.T) {
+			url, _ := e.start(t, Config{RetryOnStatus: []int{503}}, busy.backend(1))
+			if status, body, _ := get(t, url+"/"); status != 503 || body != "busy" {
+				t.Fatalf("got %d %s", status, body)
+			}
+		})
+		t.Run("off by default", func(t *testing.T) {
+			url, _ := e.start(t, Config{}, busy.backend(1), good.backend(1))
+			if status, _, _ := get(t, url+"/"); status != 503 {
+				t.Fatalf("got %d, want the peer's 503", status)
+			}
+		})
 	})
 }
 
 func TestLargeBodyStreamedNotRetried(t *testing.T) {
-	var got atomic.Int64
-	sink := newBackend(t, "sink", func(w http.ResponseWriter, r *http.Request) {
-		n, _ := io.Copy(io.Discard, r.Body)
-		got.Store(n)
+	forEachEngine(t, func(t *testing.T, e engine) {
+		var got atomic.Int64
+		sink := newBackend(t, "sink", func(w http.ResponseWriter, r *http.Request) {
+			n, _ := io.Copy(io.Discard, r.Body)
+			got.Store(n)
+		})
+		url, _ := e.start(t, Config{RetryBodyLimit: 1024}, sink.backend(1))
+		for _, size := range []int{10, 1024, 1025, 1 << 20} {
+			res, err := http.Post(url+"/", "application/octet-stream", strings.NewReader(strings.Repeat("x", size)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != 200 || got.Load() != int64(size) {
+				t.Fatalf("size %d: status %d, peer got %d bytes", size, res.StatusCode, got.Load())
+			}
+		}
 	})
-	srv, _ := newProxy(t, Config{RetryBodyLimit: 1024}, sink.backend(1))
-	for _, size := range []int{10, 1024, 1025, 1 << 20} {
-		res, err := http.Post(srv.URL+"/", "application/octet-stream", strings.NewReader(strings.Repeat("x", size)))
+}
+
+func TestForwardedHeadersAndHopByHop(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		var seen http.Header
+		var host string
+		echo := newBackend(t, "echo", func(w http.ResponseWriter, r *http.Request) {
+			seen, host = r.Header.Clone(), r.Host
+			w.Header().Set("Connection", "X-Peer-Hop")
+			w.Header().Set("X-Peer-Hop", "secret")
+			w.Header().Set("Keep-Alive", "timeout=5")
+		})
+		url, _ := e.start(t, Config{}, echo.backend(1))
+		req, _ := http.NewRequest("GET", url+"/x", nil)
+		req.Host = "app.example.com"
+		req.Header.Set("X-Forwarded-For", "203.0.113.9")
+		req.Header.Set("Connection", "X-Client-Hop")
+		req.Header.Set("X-Client-Hop", "drop me")
+		req.Header.Set("Proxy-Connection", "keep-alive")
+		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		res.Body.Close()
-		if res.StatusCode != 200 || got.Load() != int64(size) {
-			t.Fatalf("size %d: status %d, peer got %d bytes", size, res.StatusCode, got.Load())
+		checks := []struct{ name, got, want string }{
+			{"Host", host, "app.example.com"},
+			{"X-Forwarded-For", seen.Get("X-Forwarded-For"), "203.0.113.9, 127.0.0.1"},
+			{"X-Forwarded-Host", seen.Get("X-Forwarded-Host"), "app.example.com"},
+			{"X-Forwarded-Proto", seen.Get("X-Forwarded-Proto"), "http"},
+			{"X-Client-Hop", seen.Get("X-Client-Hop"), ""},
+			{"Proxy-Connection", seen.Get("Proxy-Connection"), ""},
+			{"response X-Peer-Hop", res.Header.Get("X-Peer-Hop"), ""},
+			{"response Keep-Alive", res.Header.Get("Keep-Alive"), ""},
 		}
-	}
-}
-
-func TestForwardedHeadersAndHopByHop(t *testing.T) {
-	var seen http.Header
-	var host string
-	echo := newBackend(t, "echo", func(w http.ResponseWriter, r *http.Request) {
-		seen, host = r.Header.Clone(), r.Host
-		w.Header().Set("Connection", "X-Peer-Hop")
-		w.Header().Set("X-Peer-Hop", "secret")
-		w.Header().Set("Keep-Alive", "timeout=5")
+		for _, c := range checks {
+			if c.got != c.want {
+				t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
+			}
+		}
 	})
-	srv, _ := newProxy(t, Config{}, echo.backend(1))
-	req, _ := http.NewRequest("GET", srv.URL+"/x", nil)
-	req.Host = "app.example.com"
-	req.Header.Set("X-Forwarded-For", "203.0.113.9")
-	req.Header.Set("Connection", "X-Client-Hop")
-	req.Header.Set("X-Client-Hop", "drop me")
-	req.Header.Set("Proxy-Connection", "keep-alive")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	checks := []struct{ name, got, want string }{
-		{"Host", host, "app.example.com"},
-		{"X-Forwarded-For", seen.Get("X-Forwarded-For"), "203.0.113.9, 127.0.0.1"},
-		{"X-Forwarded-Host", seen.Get("X-Forwarded-Host"), "app.example.com"},
-		{"X-Forwarded-Proto", seen.Get("X-Forwarded-Proto"), "http"},
-		{"X-Client-Hop", seen.Get("X-Client-Hop"), ""},
-		{"Proxy-Connection", seen.Get("Proxy-Connection"), ""},
-		{"response X-Peer-Hop", res.Header.Get("X-Peer-Hop"), ""},
-		{"response Keep-Alive", res.Header.Get("Keep-Alive"), ""},
-	}
-	for _, c := range checks {
-		if c.got != c.want {
-			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
-		}
-	}
 }
 
 func TestStripPrefix(t *testing.T) {
-	var path string
-	echo := newBackend(t, "echo", func(w http.ResponseWriter, r *http.Request) { path = r.URL.RequestURI() })
-	b := echo.backend(1)
-	b.Rules = lb.Rules{PathPrefix: "/api", StripPrefix: true}
-	srv, _ := newProxy(t, Config{}, b)
-	for in, want := range map[string]string{"/api/users?id=1": "/users?id=1", "/api": "/"} {
-		get(t, srv.URL+in)
-		if path != want {
-			t.Errorf("%s forwarded as %s, want %s", in, path, want)
+	forEachEngine(t, func(t *testing.T, e engine) {
+		var path string
+		echo := newBackend(t, "echo", func(w http.ResponseWriter, r *http.Request) { path = r.URL.RequestURI() })
+		b := echo.backend(1)
+		b.Rules = lb.Rules{PathPrefix: "/api", StripPrefix: true}
+		url, _ := e.start(t, Config{}, b)
+		for in, want := range map[string]string{"/api/users?id=1": "/users?id=1", "/api": "/"} {
+			get(t, url+in)
+			if path != want {
+				t.Errorf("%s forwarded as %s, want %s", in, path, want)
+			}
 		}
-	}
+	})
 }
 
 func TestStreamedResponseFlushedPromptly(t *testing.T) {
-	release := make(chan struct{})
-	sse := newBackend(t, "sse", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		fmt.Fprint(w, "data: first\n\n")
-		w.(http.Flusher).Flush()
-		<-release
-		fmt.Fprint(w, "data: second\n\n")
-	})
-	defer close(release)
-	srv, _ := newProxy(t, Config{}, sse.backend(1))
-	res, err := http.Get(srv.URL + "/events")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	buf := make([]byte, 64)
-	done := make(chan string, 1)
-	go func() { n, _ := res.Body.Read(buf); done <- string(buf[:n]) }()
-	select {
-	case got := <-done:
-		if got != "data: first\n\n" {
-			t.Fatalf("got %q", got)
+	forEachEngine(t, func(t *testing.T, e engine) {
+		release := make(chan struct{})
+		sse := newBackend(t, "sse", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "data: first\n\n")
+			w.(http.Flusher).Flush()
+			<-release
+			fmt.Fprint(w, "data: second\n\n")
+		})
+		defer close(release)
+		url, _ := e.start(t, Config{}, sse.backend(1))
+		res, err := http.Get(url + "/events")
+		if err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("first event not flushed to the client")
-	}
+		defer res.Body.Close()
+		buf := make([]byte, 64)
+		done := make(chan string, 1)
+		go func() { n, _ := res.Body.Read(buf); done <- string(buf[:n]) }()
+		select {
+		case got := <-done:
+			if got != "data: first\n\n" {
+				t.Fatalf("got %q", got)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("first event not flushed to the client")
+		}
+	})
 }

@@ -68,6 +68,20 @@ func (c *Config) retryBodyLimit() int64 {
 	return max(c.RetryBodyLimit, 0)
 }
 
+func (c *Config) dialTimeout() time.Duration {
+	if c.DialTimeout == 0 {
+		return DefaultDialTimeout
+	}
+	return c.DialTimeout
+}
+
+func (c *Config) responseHeaderTimeout() time.Duration {
+	if c.ResponseHeaderTimeout == 0 {
+		return DefaultResponseHeaderTimeout
+	}
+	return c.ResponseHeaderTimeout
+}
+
 func (c *Config) retryStatus(code int) bool {
 	for _, s := range c.RetryOnStatus {
 		if s == code {

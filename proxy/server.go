@@ -21,10 +21,18 @@ func NewServer(handler http.Handler) *http.Server {
 	}
 }
 
+// Server is what Serve runs: *http.Server (the reference engine) or
+// *FastServer.
+type Server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
 // Serve serves srv on ln until ctx is done, then stops accepting and lets
 // in-flight requests finish for at most grace. It returns nil after a clean
 // shutdown.
-func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration) error {
+func Serve(ctx context.Context, srv Server, ln net.Listener, grace time.Duration) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -39,7 +47,7 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Du
 		srv.Close()
 		return errors.New("shutdown timeout: some requests were cut off")
 	}
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && !errors.Is(serr, errServerClosed) {
 		return serr
 	}
 	return err

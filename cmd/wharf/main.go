@@ -115,37 +115,49 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		ready = w.Synced
 	}
 
-	var err error
-	handler := proxy.NewHandler(bal, proxy.Config{
+	proxyCfg := proxy.Config{
 		NextUpstreamTries:   cfg.NextUpstreamTries,
 		NextUpstreamTimeout: cfg.NextUpstreamTimeout,
 		RetryOnStatus:       cfg.RetryOnStatus,
 		RetryBodyLimit:      cfg.RetryBodyLimit,
 		AccessLog:           cfg.AccessLog,
 		Log:                 log,
-	})
-	var entry http.Handler = handler
-	if cfg.Gzip {
-		if entry, err = proxy.Gzip(handler, cfg.GzipTypes); err != nil {
-			return err
-		}
 	}
-	srv := proxy.NewServer(entry)
+	handler := proxy.NewHandler(bal, proxyCfg)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", cfg.Listen, err)
 	}
+	// Plain HTTP/1.x goes through the fast data path; TLS (with HTTP/2) and
+	// gzip through the reference engine built on net/http.
+	var srv proxy.Server
 	scheme := "http"
-	if cfg.TLSCert != "" {
-		certs, err := newCertReloader(cfg.TLSCert, cfg.TLSKey, log)
-		if err != nil {
-			ln.Close()
-			return err
+	engine := "fast"
+	switch {
+	case cfg.TLSCert != "" || cfg.Gzip:
+		engine = "net/http"
+		var entry http.Handler = handler
+		if cfg.Gzip {
+			if entry, err = proxy.Gzip(handler, cfg.GzipTypes); err != nil {
+				ln.Close()
+				return err
+			}
 		}
-		certs.reloadOnSIGHUP(ctx)
-		srv.TLSConfig = &tls.Config{GetCertificate: certs.get, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}
-		ln = tls.NewListener(ln, srv.TLSConfig)
-		scheme = "https"
+		hs := proxy.NewServer(entry)
+		if cfg.TLSCert != "" {
+			certs, err := newCertReloader(cfg.TLSCert, cfg.TLSKey, log)
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			certs.reloadOnSIGHUP(ctx)
+			hs.TLSConfig = &tls.Config{GetCertificate: certs.get, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}
+			ln = tls.NewListener(ln, hs.TLSConfig)
+			scheme = "https"
+		}
+		srv = hs
+	default:
+		srv = proxy.NewFastServer(bal, proxyCfg, handler.Stats())
 	}
 
 	if cfg.AdminListen != "" {
@@ -162,7 +174,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 	}
 
 	ev := log.Info().Str("listen", scheme+"://"+ln.Addr().String()).Str("admin", cfg.AdminListen).
-		Int("static_peers", len(cfg.Upstreams)).Str("version", versionString())
+		Int("static_peers", len(cfg.Upstreams)).Str("engine", engine).Str("version", versionString())
 	if cfg.Network != "" {
 		ev = ev.Str("network", cfg.Network).Str("engine_version", engineVersion).Str("api_version", apiVersion)
 	}

@@ -6,6 +6,8 @@ package httpwire
 // stricter rule is about.
 
 import (
+	"fmt"
+	"time"
 	"bufio"
 	"bytes"
 	"errors"
@@ -481,6 +483,8 @@ func FuzzChunked(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		tm := time.AfterFunc(2*time.Second, func() { panic(fmt.Sprintf("HANG %q", data)) })
+		defer tm.Stop()
 		checkChunked(t, data)
 	})
 }

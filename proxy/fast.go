@@ -1,0 +1,458 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/wharflb/wharf/lb"
+	"github.com/wharflb/wharf/proxy/internal/httpwire"
+)
+
+// FastServer is wharf's HTTP/1.x data path: one goroutine per client
+// connection parses each request head in place (httpwire), writes it to a
+// pooled keep-alive connection of the picked peer in one write, and passes
+// the response back the same way. Nothing is allocated per request in the
+// steady state, and an idle client connection holds no buffer: it waits for
+// readability without one.
+//
+// It implements the same contract as Handler (routing, retries, passive
+// health, forwarded headers, error answers), which remains the reference
+// it is tested against; TLS, HTTP/2 and gzip are served by Handler.
+type FastServer struct {
+	router Router
+	cfg    Config
+	stats  *Stats
+
+	mu       sync.Mutex
+	lns      map[net.Listener]struct{}
+	conns    map[*fastConn]struct{}
+	shutdown atomic.Bool
+	done     chan struct{} // closed when the last connection ends after shutdown
+}
+
+// Buffer sizes. A request or response head must fit in a buffer; the
+// first buffer holds every usual head, a larger one is taken for the rare
+// head that does not fit, up to the parser's limit.
+const (
+	fastBufSize  = 16 << 10
+	fastBigSize  = httpwire.DefaultMaxHeadBytes + 4<<10
+	upIdleMax    = 30 * time.Second // older idle upstream connections are closed, not reused
+	clientIdle   = 75 * time.Second // nginx keepalive_timeout
+	headerWait   = 30 * time.Second // a request head must arrive within this
+	maxIdlePeers = maxIdlePerPeer
+)
+
+var (
+	smallBufs = sync.Pool{New: func() any { b := make([]byte, fastBufSize); return &b }}
+	bigBufs   = sync.Pool{New: func() any { b := make([]byte, fastBigSize); return &b }}
+)
+
+func getBuf() *[]byte  { return smallBufs.Get().(*[]byte) }
+func putBuf(b *[]byte) { putSized(b) }
+func putSized(b *[]byte) {
+	if b == nil {
+		return
+	}
+	if cap(*b) == fastBigSize {
+		bigBufs.Put(b)
+	} else {
+		smallBufs.Put(b)
+	}
+}
+
+// NewFastServer returns the fast data path for router. stats may be shared
+// with a Handler serving other listeners.
+func NewFastServer(router Router, cfg Config, stats *Stats) *FastServer {
+	if stats == nil {
+		stats = &Stats{}
+	}
+	return &FastServer{router: router, cfg: cfg, stats: stats,
+		lns: map[net.Listener]struct{}{}, conns: map[*fastConn]struct{}{}, done: make(chan struct{})}
+}
+
+// Stats returns the server's counters.
+func (s *FastServer) Stats() *Stats { return s.stats }
+
+// Serve accepts connections on ln until Shutdown or Close.
+func (s *FastServer) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutdown.Load() {
+		s.mu.Unlock()
+		return errServerClosed
+	}
+	s.lns[ln] = struct{}{}
+	s.mu.Unlock()
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.shutdown.Load() {
+				return errServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				// Out of file descriptors: back off as net/http does.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.cfg.Log.Warn().Err(err).Dur("retry_in", delay).Msg("accept failed")
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		fc := s.newConn(c)
+		if fc == nil {
+			c.Close()
+			continue
+		}
+		go fc.serve()
+	}
+}
+
+var errServerClosed = errors.New("proxy: server closed")
+
+// Shutdown stops accepting, closes idle connections, and waits until the
+// connections in use have finished their current exchange, or ctx ends.
+func (s *FastServer) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutdown.Store(true)
+	for ln := range s.lns {
+		ln.Close()
+	}
+	for c := range s.conns {
+		if c.idle.Load() {
+			c.c.Close()
+		}
+	}
+	if len(s.conns) == 0 {
+		s.closeDone()
+	}
+	s.mu.Unlock()
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close closes the listeners and every connection at once.
+func (s *FastServer) Close() error {
+	s.mu.Lock()
+	s.shutdown.Store(true)
+	for ln := range s.lns {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.c.Close()
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *FastServer) closeDone() {
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+}
+
+func (s *FastServer) newConn(c net.Conn) *fastConn {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	fc := &fastConn{s: s, c: c, rc: rc}
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		fc.clientIP = ap.Addr().Unmap()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown.Load() {
+		return nil
+	}
+	s.conns[fc] = struct{}{}
+	return fc
+}
+
+func (s *FastServer) forget(c *fastConn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	if s.shutdown.Load() && len(s.conns) == 0 {
+		s.closeDone()
+	}
+	s.mu.Unlock()
+}
+
+// fastConn is one client connection, served by one goroutine.
+type fastConn struct {
+	s        *FastServer
+	c        net.Conn
+	rc       syscall.RawConn
+	clientIP netip.Addr
+	idle     atomic.Bool // waiting for a request: Shutdown may close it
+
+	in     *[]byte // request bytes; nil while idle
+	r, w   int     // in[r:w] is received and not yet used
+	parser httpwire.Parser
+	req    httpwire.Request
+
+	out     *[]byte // head being written, response buffer
+	target  []byte  // scratch for a rewritten request-target
+	hashBuf [64]byte
+	tried   [8]*lb.Peer
+}
+
+// fill reads more bytes into c.in[c.w:], taking a buffer first if the
+// connection has none. It waits for readability without holding a buffer
+// when none is held, which is what keeps idle connections small.
+func (c *fastConn) fill() error {
+	var n int
+	var rerr error
+	err := c.rc.Read(func(fd uintptr) bool {
+		if c.in == nil {
+			c.in = getBuf()
+			c.r, c.w = 0, 0
+		}
+		for {
+			n, rerr = syscall.Read(int(fd), (*c.in)[c.w:])
+			if rerr == syscall.EINTR {
+				continue
+			}
+			break
+		}
+		if rerr == syscall.EAGAIN {
+			if c.r == c.w {
+				putBuf(c.in)
+				c.in = nil
+			}
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	if rerr != nil {
+		return rerr
+	}
+	if n <= 0 {
+		return io.EOF
+	}
+	c.w += n
+	return nil
+}
+
+// compact moves unread bytes to the start of the buffer, growing it to the
+// big size when a head does not fit.
+func (c *fastConn) compact(grow bool) {
+	if grow && cap(*c.in) < fastBigSize {
+		big := bigBufs.Get().(*[]byte)
+		c.w = copy(*big, (*c.in)[c.r:c.w])
+		c.r = 0
+		putBuf(c.in)
+		c.in = big
+		return
+	}
+	if c.r > 0 {
+		c.w = copy(*c.in, (*c.in)[c.r:c.w])
+		c.r = 0
+	}
+}
+
+func (c *fastConn) releaseIdle() {
+	if c.in != nil && c.r == c.w {
+		putBuf(c.in)
+		c.in = nil
+		c.r, c.w = 0, 0
+	}
+}
+
+func (c *fastConn) close() {
+	c.c.Close()
+	if c.in != nil {
+		putBuf(c.in)
+		c.in = nil
+	}
+	if c.out != nil {
+		putBuf(c.out)
+		c.out = nil
+	}
+	c.s.forget(c)
+}
+
+// serve reads and answers requests until the connection closes.
+func (c *fastConn) serve() {
+	defer c.close()
+	for {
+		c.idle.Store(true)
+		if c.s.shutdown.Load() {
+			return
+		}
+		if err := c.readHead(); err != nil {
+			var perr *httpwire.Error
+			if errors.As(err, &perr) {
+				c.writeError(perr.Status(), perr.Error(), "", true)
+			}
+			return
+		}
+		c.idle.Store(false)
+		keep := c.exchange()
+		c.parser.Reset()
+		if !keep || c.s.shutdown.Load() {
+			return
+		}
+		c.releaseIdle()
+	}
+}
+
+// readHead reads until c.req holds a complete request head at c.in[c.r:].
+func (c *fastConn) readHead() error {
+	first := true
+	for {
+		if c.in != nil && c.w > c.r {
+			// Tolerate the CRLF some clients send after a POST body.
+			if k := httpwire.LeadingCRLF((*c.in)[c.r:c.w]); k > 0 {
+				c.r += k
+				c.parser.Reset()
+				continue
+			}
+			err := c.parser.ParseRequest(&c.req, (*c.in)[c.r:c.w])
+			if err == nil {
+				return nil
+			}
+			if err != httpwire.ErrNeedMore {
+				return err
+			}
+			if c.w == len(*c.in) {
+				if c.r == 0 && cap(*c.in) >= fastBigSize {
+					return httpwire.ErrHeadTooLarge
+				}
+				c.compact(c.r == 0)
+			}
+		}
+		if first {
+			wait := clientIdle
+			if c.in != nil && c.w > c.r {
+				wait = headerWait
+			}
+			c.c.SetReadDeadline(time.Now().Add(wait))
+			first = false
+		}
+		if err := c.fill(); err != nil {
+			return err
+		}
+		c.idle.Store(false)
+	}
+}
+
+// exchange routes and forwards the request in c.req and reports whether
+// the client connection may carry another request.
+func (c *fastConn) exchange() bool {
+	start := time.Now()
+	req := &c.req
+	host, path := req.Host, req.Path
+	pool := c.s.router.Route(bstring(host), bstring(pathOnly(path)))
+	if pool == nil {
+		c.s.stats.NoRoute.Add(1)
+		keep := c.discardBody()
+		c.writeError(404, msgNoRoute, "", !keep)
+		c.accessLog(pool, 404, nil, start)
+		return keep
+	}
+	if isConnect(req.Method) {
+		c.writeError(405, "CONNECT is not supported", pool.Name(), true)
+		return false
+	}
+	f := forwarding{c: c, pool: pool, start: start}
+	status, keep := f.run()
+	st := pool.Stats()
+	st.Responses.Add(status)
+	st.Latency.Observe(time.Since(start))
+	if n := len(f.tried); n > 1 {
+		st.Retries.Add(uint64(n - 1))
+	}
+	c.accessLog(pool, status, f.tried, start)
+	return keep
+}
+
+// pathOnly cuts the query from a request path.
+func pathOnly(p []byte) []byte {
+	for i, b := range p {
+		if b == '?' {
+			return p[:i]
+		}
+	}
+	return p
+}
+
+func isConnect(m []byte) bool { return string(m) == "CONNECT" }
+
+// discardBody consumes a request body that will not be forwarded, so the
+// connection can carry the next request; it reports whether it could.
+func (c *fastConn) discardBody() bool {
+	req := &c.req
+	c.r += req.HeadLen
+	switch req.Framing {
+	case httpwire.ByLength:
+		left := req.ContentLength
+		for {
+			k := int64(c.w - c.r)
+			if k >= left {
+				c.r += int(left)
+				return !req.Close
+			}
+			left -= k
+			c.r = c.w
+			if left > 1<<20 {
+				return false // not worth reading a large body to keep the connection
+			}
+			c.compact(false)
+			if c.fill() != nil {
+				return false
+			}
+		}
+	case httpwire.ByChunks:
+		return false
+	}
+	return !req.Close
+}
+
+// writeError answers with wharf's JSON error body.
+func (c *fastConn) writeError(status int, msg, service string, closeConn bool) {
+	if c.out == nil {
+		c.out = getBuf()
+	}
+	b := appendErrorResponse((*c.out)[:0], status, msg, service, closeConn)
+	c.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	c.c.Write(b)
+	c.c.SetWriteDeadline(time.Time{})
+}
+
+func (c *fastConn) accessLog(pool *lb.Pool, status int, tried []*lb.Peer, start time.Time) {
+	if !c.s.cfg.AccessLog {
+		return
+	}
+	ev := c.s.cfg.Log.Info().Str("method", string(c.req.Method)).Str("path", string(pathOnly(c.req.Path))).
+		Int("status", status).Str("client", c.c.RemoteAddr().String()).Str("host", string(c.req.Host)).
+		Int("attempts", len(tried)).Dur("duration", time.Since(start))
+	if pool != nil {
+		ev = ev.Str("service", pool.Name())
+	}
+	if n := len(tried); n > 0 {
+		ev = ev.Str("upstream", tried[n-1].Addr).Str("container", tried[n-1].Name)
+	}
+	ev.Msg("request")
+}

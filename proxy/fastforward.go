@@ -1,0 +1,693 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/wharflb/wharf/lb"
+	"github.com/wharflb/wharf/proxy/internal/httpwire"
+)
+
+// bstring views b as a string without copying, for lookups that do not
+// keep the string.
+func bstring(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// forwarding is one request's way through the attempts.
+type forwarding struct {
+	c     *fastConn
+	pool  *lb.Pool
+	start time.Time
+	tried []*lb.Peer
+
+	head     []byte // the upstream request head (and the whole body when replayable)
+	replay   bool   // the body is in memory: the request can be sent again
+	bodyIn   int    // body bytes at c.in[c.r:] when streaming starts
+	chunks   httpwire.Chunked
+	bodyDone bool // the client's whole request body was read
+	deadline time.Time
+}
+
+// outcome of one attempt.
+type outcome int
+
+const (
+	answered      outcome = iota // the client got the peer's answer
+	failedEarly                  // no byte went to the client; err says why
+	retryStatus                  // a retry-on-status answer was dropped
+	clientGone                   // the client went away
+	brokenAnswer                 // the peer failed in the middle of its answer
+	badRequestErr                // the client's body was malformed
+)
+
+var (
+	errPeerClosed   = errors.New("peer closed the connection before answering")
+	errBadChunked   = errors.New("malformed chunked request body")
+	errClientClosed = errors.New("client closed the connection")
+)
+
+// run makes the attempts; it returns the status the client got (0 if none)
+// and whether the client connection can carry another request.
+func (f *forwarding) run() (int, bool) {
+	c, req := f.c, &f.c.req
+	if err := f.prepare(); err != nil {
+		if errors.Is(err, errBadChunked) {
+			c.writeError(400, msgBadRequest+": "+err.Error(), f.pool.Name(), true)
+			return 400, false
+		}
+		return 0, false
+	}
+	if d := c.s.cfg.NextUpstreamTimeout; d > 0 {
+		f.deadline = f.start.Add(d)
+	}
+	var hash uint64
+	if f.pool.Policy() == lb.IPHash {
+		hash = lb.HashClientBytes(c.clientIP.AppendTo(c.hashBuf[:0]))
+	}
+	f.tried = c.tried[:0]
+	for {
+		now := f.pool.Now()
+		peer := f.pool.Pick(now, hash, f.tried)
+		if peer == nil {
+			keep := f.finishBody()
+			if len(f.tried) == 0 {
+				f.pool.Stats().NoPeer.Add(1)
+				c.writeError(503, msgNoPeer, f.pool.Name(), !keep)
+				return 503, keep
+			}
+			c.writeError(502, msgAllFailed, f.pool.Name(), !keep)
+			return 502, keep
+		}
+		f.tried = append(f.tried, peer)
+		swallow := f.replay && idempotentBytes(req.Method) && f.budgetLeft() && hasUntried(f.pool, f.tried)
+		status, keep, out, err := f.attempt(peer, swallow)
+		switch out {
+		case answered:
+			return status, keep
+		case clientGone:
+			return 0, false
+		case brokenAnswer:
+			return status, false
+		case badRequestErr:
+			c.writeError(400, msgBadRequest+": "+err.Error(), f.pool.Name(), true)
+			return 400, false
+		case retryStatus:
+			continue
+		}
+		c.s.cfg.Log.Debug().Str("service", f.pool.Name()).Str("container", peer.Name).
+			Str("address", peer.Addr).Err(err).Msg("attempt failed")
+		retry := f.replay && (isDialError(err) || idempotentBytes(req.Method))
+		if !retry || !f.budgetLeft() {
+			keep := f.finishBody()
+			c.writeError(502, msgAllFailed, f.pool.Name(), !keep)
+			return 502, keep
+		}
+	}
+}
+
+func (f *forwarding) budgetLeft() bool {
+	if n := f.c.s.cfg.NextUpstreamTries; n > 0 && len(f.tried) >= n {
+		return false
+	}
+	return f.deadline.IsZero() || time.Now().Before(f.deadline)
+}
+
+func idempotentBytes(m []byte) bool {
+	switch string(m) {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
+}
+
+// prepare builds the upstream request head and, when the body is small
+// enough, reads all of it so that it can be replayed; it consumes the head
+// from c.in.
+func (f *forwarding) prepare() error {
+	c, req := f.c, &f.c.req
+	if c.out == nil {
+		c.out = getBuf()
+	}
+	opts := httpwire.RequestOptions{Target: f.target(), ClientIP: c.clientIP}
+	f.head = httpwire.AppendRequest((*c.out)[:0], req, &opts)
+	c.r += req.HeadLen
+	limit := c.s.cfg.retryBodyLimit()
+
+	if req.ExpectContinue && req.Framing != httpwire.NoBody && c.w == c.r {
+		// Answer the client's Expect ourselves, as nginx does: the body
+		// must be read before a peer is chosen, to be replayable.
+		if _, err := c.c.Write(continue100); err != nil {
+			return err
+		}
+	}
+	switch req.Framing {
+	case httpwire.NoBody:
+		f.replay, f.bodyDone = true, true
+	case httpwire.ByLength:
+		n := req.ContentLength
+		if n > limit {
+			f.bodyIn = c.w - c.r
+			return nil
+		}
+		if err := c.need(int(n)); err != nil {
+			return err
+		}
+		f.head = append(f.head, (*c.in)[c.r:c.r+int(n)]...)
+		c.r += int(n)
+		f.replay, f.bodyDone = true, true
+	case httpwire.ByChunks:
+		f.chunks.Reset()
+		scanned := 0
+		for {
+			n, done, err := f.chunks.Scan((*c.in)[c.r+scanned : c.w])
+			if err != nil {
+				return errBadChunked
+			}
+			scanned += n
+			if done {
+				f.head = append(f.head, (*c.in)[c.r:c.r+scanned]...)
+				c.r += scanned
+				f.replay, f.bodyDone = true, true
+				return nil
+			}
+			if int64(scanned) > limit {
+				f.bodyIn = scanned // streamed from here; the scanner has seen these
+				return nil
+			}
+			if err := c.more(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+var continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
+
+// target is the request-target sent upstream: origin-form, with the
+// service's prefix removed when lb.path.strip is set.
+func (f *forwarding) target() []byte {
+	p := f.c.req.Path
+	if len(p) == 0 {
+		return []byte("/")
+	}
+	r := f.pool.Rules()
+	if !r.StripPrefix || r.PathPrefix == "" || r.PathPrefix == "/" {
+		return p
+	}
+	prefix := r.PathPrefix
+	if prefix[len(prefix)-1] == '/' {
+		prefix = prefix[:len(prefix)-1]
+	}
+	rest := p[min(len(prefix), len(p)):]
+	t := f.c.target[:0]
+	if len(rest) == 0 || rest[0] != '/' {
+		t = append(t, '/')
+	}
+	t = append(t, rest...)
+	f.c.target = t
+	return t
+}
+
+// need makes sure n body bytes are at c.in[c.r:], reading and growing the
+// buffer as needed.
+func (c *fastConn) need(n int) error {
+	for c.w-c.r < n {
+		if c.r+n > len(*c.in) {
+			if n > len(*c.in) {
+				// A body over the buffer size (only with a large
+				// --retry-body-limit): this request gets its own buffer.
+				nb := make([]byte, n+fastBufSize)
+				c.w = copy(nb, (*c.in)[c.r:c.w])
+				c.r = 0
+				putBuf(c.in)
+				c.in = &nb
+			} else {
+				c.compact(false)
+			}
+		}
+		if err := c.fill(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// more reads more bytes, making room first.
+func (c *fastConn) more() error {
+	if c.w == len(*c.in) {
+		if c.r > 0 {
+			c.compact(false)
+		} else {
+			nb := make([]byte, 2*len(*c.in))
+			c.w = copy(nb, (*c.in)[:c.w])
+			putBuf(c.in)
+			c.in = &nb
+		}
+	}
+	return c.fill()
+}
+
+// finishBody reads the rest of a request body that was not sent, so the
+// connection can carry the next request; it reports whether it did.
+func (f *forwarding) finishBody() bool {
+	c, req := f.c, &f.c.req
+	if req.Close {
+		return false
+	}
+	if f.bodyDone {
+		return true
+	}
+	if req.Framing == httpwire.ByLength {
+		left := req.ContentLength - int64(f.bodyIn)
+		if left > 1<<20 {
+			return false
+		}
+		c.r += f.bodyIn
+		f.bodyIn = 0
+		for left > 0 {
+			k := int64(c.w - c.r)
+			if k >= left {
+				c.r += int(left)
+				break
+			}
+			left -= k
+			c.r = c.w
+			c.compact(false)
+			if c.fill() != nil {
+				return false
+			}
+		}
+		f.bodyDone = true
+		return true
+	}
+	return false
+}
+
+// attempt sends the request to peer and passes its answer to the client.
+func (f *forwarding) attempt(peer *lb.Peer, swallow bool) (status int, keep bool, out outcome, err error) {
+	c := f.c
+	pool := fastPool(peer, c.s.cfg.dialTimeout())
+	peer.Begin()
+	start := time.Now()
+	failed := true
+	answer := 0
+	defer func() {
+		peer.Answered(answer, time.Since(start))
+		peer.End(failed, f.pool.Now())
+	}()
+
+	up, err := f.send(pool, false)
+	if err != nil {
+		if errors.Is(err, errClientClosed) {
+			failed = false
+			return 0, false, clientGone, err
+		}
+		if errors.Is(err, errBadChunked) {
+			failed = false
+			return 400, false, badRequestErr, err
+		}
+		return 0, false, failedEarly, err
+	}
+	res, rbuf, err := f.readHead(up)
+	if err != nil && up.canRetryFresh && (errors.Is(err, errPeerClosed) || errors.Is(err, syscall.ECONNRESET)) {
+		// The peer had closed this idle connection: nothing was processed.
+		pool.discard(up)
+		if up, err = f.send(pool, true); err != nil {
+			return 0, false, failedEarly, err
+		}
+		res, rbuf, err = f.readHead(up)
+	}
+	if err != nil {
+		pool.discard(up)
+		return 0, false, failedEarly, err
+	}
+	answer = res.Status
+	if c.s.cfg.retryStatus(res.Status) {
+		if swallow {
+			pool.discard(up)
+			putBuf(rbuf)
+			return 0, false, retryStatus, nil
+		}
+	} else {
+		failed = false
+	}
+	status = res.Status
+	keep, out = f.relay(up, pool, res, rbuf)
+	if out == brokenAnswer {
+		failed = true
+	}
+	return status, keep, out, nil
+}
+
+// send writes the request to a connection of pool: a reused one first; if
+// that turns out to have been closed by the peer while idle, a new one.
+func (f *forwarding) send(pool *upstreamPool, fresh bool) (*upConn, error) {
+	req := &f.c.req
+	for ; ; fresh = true {
+		up, err := pool.get(fresh)
+		if err != nil {
+			return nil, err
+		}
+		_, err = up.c.Write(f.head)
+		if err != nil {
+			pool.discard(up)
+			if up.reused && !fresh && f.replay {
+				continue
+			}
+			return nil, err
+		}
+		if f.replay {
+			up.canRetryFresh = up.reused && !fresh
+			return up, nil
+		}
+		// Stream the rest of a large body.
+		switch req.Framing {
+		case httpwire.ByLength:
+			err = f.streamLength(up)
+		case httpwire.ByChunks:
+			err = f.streamChunks(up)
+		}
+		if err != nil {
+			pool.discard(up)
+			return nil, err
+		}
+		return up, nil
+	}
+}
+
+func (f *forwarding) streamLength(up *upConn) error {
+	c := f.c
+	left := f.c.req.ContentLength
+	for left > 0 {
+		if c.w == c.r {
+			c.r, c.w = 0, 0
+			if err := c.fill(); err != nil {
+				return errClientClosed
+			}
+		}
+		k := min(int64(c.w-c.r), left)
+		if _, err := up.c.Write((*c.in)[c.r : c.r+int(k)]); err != nil {
+			return err
+		}
+		c.r += int(k)
+		left -= k
+	}
+	f.bodyDone = true
+	return nil
+}
+
+func (f *forwarding) streamChunks(up *upConn) error {
+	c := f.c
+	// The scanner has seen f.bodyIn bytes already.
+	if _, err := up.c.Write((*c.in)[c.r : c.r+f.bodyIn]); err != nil {
+		return err
+	}
+	c.r += f.bodyIn
+	for {
+		if c.w == c.r {
+			c.r, c.w = 0, 0
+			if err := c.fill(); err != nil {
+				return errClientClosed
+			}
+		}
+		n, done, err := f.chunks.Scan((*c.in)[c.r:c.w])
+		if err != nil {
+			return errBadChunked
+		}
+		if _, err := up.c.Write((*c.in)[c.r : c.r+n]); err != nil {
+			return err
+		}
+		c.r += n
+		if done {
+			f.bodyDone = true
+			return nil
+		}
+	}
+}
+
+// readHead reads the peer's final response head (skipping 100 Continue,
+// passing other interim answers on) into a fresh buffer.
+func (f *forwarding) readHead(up *upConn) (*httpwire.Response, *[]byte, error) {
+	c := f.c
+	rbuf := getBuf()
+	r, w := 0, 0
+	up.parser.Reset()
+	up.c.SetReadDeadline(time.Now().Add(c.s.cfg.responseHeaderTimeout()))
+	defer up.c.SetReadDeadline(time.Time{})
+	isHead := string(c.req.Method) == "HEAD"
+	for {
+		if w > r {
+			err := up.parser.ParseResponse(&up.resp, (*rbuf)[r:w], isHead)
+			if err == nil {
+				res := &up.resp
+				if res.Informational() {
+					if res.Status != 100 {
+						b := httpwire.AppendResponse((*c.out)[:0], res, nil)
+						if _, err := c.c.Write(b); err != nil {
+							putBuf(rbuf)
+							return nil, nil, errClientClosed
+						}
+					}
+					r += res.HeadLen
+					up.parser.Reset()
+					continue
+				}
+				// Keep the body bytes that came with the head at the
+				// start of the buffer.
+				if r > 0 {
+					w = copy(*rbuf, (*rbuf)[r:w])
+					r = 0
+					if err := up.parser.ParseResponse(&up.resp, (*rbuf)[:w], isHead); err != nil {
+						putBuf(rbuf)
+						return nil, nil, err
+					}
+				}
+				up.rw = w
+				return &up.resp, rbuf, nil
+			}
+			if err != httpwire.ErrNeedMore {
+				putBuf(rbuf)
+				return nil, nil, err
+			}
+			if w == len(*rbuf) {
+				if r > 0 {
+					w = copy(*rbuf, (*rbuf)[r:w])
+					r = 0
+				} else if cap(*rbuf) < fastBigSize {
+					big := bigBufs.Get().(*[]byte)
+					w = copy(*big, (*rbuf)[:w])
+					putBuf(rbuf)
+					rbuf = big
+				} else {
+					putBuf(rbuf)
+					return nil, nil, httpwire.ErrHeadTooLarge
+				}
+			}
+		}
+		n, err := up.c.Read((*rbuf)[w:])
+		w += n
+		if err != nil && n == 0 {
+			putBuf(rbuf)
+			if err == io.EOF && w == 0 {
+				return nil, nil, errPeerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil, nil, timeoutError{err}
+			}
+			return nil, nil, err
+		}
+	}
+}
+
+// timeoutError marks a peer that did not answer within the response
+// header timeout.
+type timeoutError struct{ error }
+
+func (e timeoutError) Unwrap() error { return e.error }
+
+// relay passes the response whose head is parsed in up.resp (with up.rw
+// bytes in rbuf) to the client. It reports whether the client connection
+// may carry another request, and brokenAnswer or clientGone when the
+// exchange broke off.
+func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Response, rbuf *[]byte) (bool, outcome) {
+	c, req := f.c, &f.c.req
+	defer putBuf(rbuf)
+	if res.Status == 101 && res.Upgrade != nil && req.Upgrade != nil {
+		f.tunnel(up, pool, res, rbuf)
+		return false, answered
+	}
+	keepClient := !req.Close && res.Framing != httpwire.ByClose && !c.s.shutdown.Load() && f.finishBodyIfDone()
+	opts := httpwire.ResponseOptions{Close: !keepClient, KeepAlive: keepClient && req.Minor == 0}
+	unchunk := res.Framing == httpwire.ByChunks && req.Minor == 0
+	if unchunk {
+		opts.Unchunk, opts.Close, keepClient = true, true, false
+	}
+	out := httpwire.AppendResponse((*c.out)[:0], res, &opts)
+	body := (*rbuf)[res.HeadLen:up.rw]
+	reuse := !res.Close
+
+	switch {
+	case res.Framing == httpwire.NoBody:
+		reuse = reuse && len(body) == 0
+		if _, err := c.c.Write(out); err != nil {
+			pool.put(up, reuse)
+			return false, clientGone
+		}
+	case res.Framing == httpwire.ByLength:
+		n := res.ContentLength
+		first := min(int64(len(body)), n)
+		reuse = reuse && int64(len(body)) <= n
+		out = append(out, body[:first]...)
+		if _, err := c.c.Write(out); err != nil {
+			pool.discard(up)
+			return false, clientGone
+		}
+		for left := n - first; left > 0; {
+			k, err := up.c.Read((*rbuf)[:min(int64(len(*rbuf)), left)])
+			if k > 0 {
+				if _, werr := c.c.Write((*rbuf)[:k]); werr != nil {
+					pool.discard(up)
+					return false, clientGone
+				}
+				left -= int64(k)
+			}
+			if err != nil && left > 0 {
+				pool.discard(up)
+				return false, brokenAnswer
+			}
+		}
+	case unchunk:
+		return false, f.relayUnchunked(up, pool, out, body, rbuf)
+	case res.Framing == httpwire.ByChunks:
+		var ch httpwire.Chunked
+		n, done, err := ch.Scan(body)
+		if err != nil {
+			pool.discard(up)
+			return false, brokenAnswer
+		}
+		reuse = reuse && n == len(body)
+		out = append(out, body[:n]...)
+		if _, err := c.c.Write(out); err != nil {
+			pool.discard(up)
+			return false, clientGone
+		}
+		for !done {
+			k, rerr := up.c.Read(*rbuf)
+			if k > 0 {
+				var serr error
+				n, done, serr = ch.Scan((*rbuf)[:k])
+				if serr != nil {
+					pool.discard(up)
+					return false, brokenAnswer
+				}
+				reuse = reuse && n == k
+				if _, werr := c.c.Write((*rbuf)[:n]); werr != nil {
+					pool.discard(up)
+					return false, clientGone
+				}
+			}
+			if rerr != nil && !done {
+				pool.discard(up)
+				return false, brokenAnswer
+			}
+		}
+	case res.Framing == httpwire.ByClose:
+		out = append(out, body...)
+		if _, err := c.c.Write(out); err != nil {
+			pool.discard(up)
+			return false, clientGone
+		}
+		_, err := io.CopyBuffer(writerOnly{c.c}, readerOnly{up.c}, *rbuf)
+		pool.discard(up)
+		if err != nil {
+			return false, brokenAnswer
+		}
+		return false, answered
+	}
+	pool.put(up, reuse)
+	return keepClient, answered
+}
+
+// finishBodyIfDone reports whether the client's request body has been read
+// to its end (so the connection is at the next request).
+func (f *forwarding) finishBodyIfDone() bool { return f.bodyDone }
+
+func (f *forwarding) relayUnchunked(up *upConn, pool *upstreamPool, head, body []byte, rbuf *[]byte) outcome {
+	c := f.c
+	defer pool.discard(up)
+	if _, err := c.c.Write(head); err != nil {
+		return clientGone
+	}
+	var ch httpwire.Chunked
+	pending := body
+	for {
+		for len(pending) > 0 {
+			n, data, done, err := ch.Decode(pending)
+			if err != nil {
+				return brokenAnswer
+			}
+			if len(data) > 0 {
+				if _, err := c.c.Write(data); err != nil {
+					return clientGone
+				}
+			}
+			pending = pending[n:]
+			if done {
+				return answered
+			}
+		}
+		k, err := up.c.Read(*rbuf)
+		if k == 0 && err != nil {
+			return brokenAnswer
+		}
+		pending = (*rbuf)[:k]
+	}
+}
+
+// tunnel passes the bytes of an upgraded connection (WebSocket) both ways
+// until either side closes.
+func (f *forwarding) tunnel(up *upConn, pool *upstreamPool, res *httpwire.Response, rbuf *[]byte) {
+	c := f.c
+	defer pool.discard(up)
+	out := httpwire.AppendResponse((*c.out)[:0], res, nil)
+	out = append(out, (*rbuf)[res.HeadLen:up.rw]...)
+	if _, err := c.c.Write(out); err != nil {
+		return
+	}
+	if c.w > c.r {
+		if _, err := up.c.Write((*c.in)[c.r:c.w]); err != nil {
+			return
+		}
+		c.r = c.w
+	}
+	c.c.SetReadDeadline(time.Time{})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(writerOnly{up.c}, readerOnly{c.c})
+		closeWrite(up.c)
+		errc <- err
+	}()
+	io.Copy(writerOnly{c.c}, readerOnly{up.c})
+	closeWrite(c.c)
+	<-errc
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	} else {
+		c.Close()
+	}
+}
+
+// readerOnly and writerOnly hide ReadFrom/WriteTo so that io.Copy uses the
+// given buffer rather than allocating (TCPConn's splice path needs a
+// TCPConn on both sides, which these are not).
+type readerOnly struct{ io.Reader }
+type writerOnly struct{ io.Writer }

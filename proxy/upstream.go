@@ -1,0 +1,128 @@
+package proxy
+
+import (
+	"net"
+	"sync"
+	"time"
+
+	"github.com/wharflb/wharf/lb"
+	"github.com/wharflb/wharf/proxy/internal/httpwire"
+)
+
+// peerConns holds a peer's connections for both engines. It is the peer's
+// lb attachment, so it lives exactly as long as the peer, and ClosePeer
+// closes its idle connections when the peer leaves the table.
+type peerConns struct {
+	stdOnce sync.Once
+	std     *peerTransport
+	fast    upstreamPool
+}
+
+func connsOf(p *lb.Peer, dialTimeout time.Duration) *peerConns {
+	return p.AttachOnce(func() any {
+		return &peerConns{fast: upstreamPool{network: p.Network, addr: p.Addr, dialer: net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}}}
+	}).(*peerConns)
+}
+
+func fastPool(p *lb.Peer, dialTimeout time.Duration) *upstreamPool {
+	return &connsOf(p, dialTimeout).fast
+}
+
+// ClosePeer closes the idle connections of a peer that left the table; it
+// is the lb.OnRemove hook. Connections in use finish their exchange and are
+// closed instead of being kept.
+func ClosePeer(attachment any) {
+	pc, ok := attachment.(*peerConns)
+	if !ok {
+		return
+	}
+	pc.fast.close()
+	if pc.std != nil {
+		pc.std.closeOnce.Do(pc.std.CloseIdleConnections)
+	}
+}
+
+// upstreamPool keeps a peer's idle keep-alive connections, most recently
+// used first: the warmest connection is reused and the coldest ones age out.
+type upstreamPool struct {
+	network, addr string
+	dialer        net.Dialer
+
+	mu     sync.Mutex
+	idle   []*upConn
+	closed bool
+}
+
+// upConn is one connection to a peer, used by one exchange at a time.
+type upConn struct {
+	c      net.Conn
+	parser httpwire.Parser
+	resp   httpwire.Response
+	rw     int // bytes of the response buffer filled by readHead
+	idleAt time.Time
+	reused bool
+	// canRetryFresh: the request went out on a reused connection; if the
+	// peer closes it without answering, it had closed it while idle.
+	canRetryFresh bool
+}
+
+// get returns an idle connection, or a new one when there is none or fresh
+// is set.
+func (p *upstreamPool) get(fresh bool) (*upConn, error) {
+	if !fresh {
+		now := time.Now()
+		p.mu.Lock()
+		for n := len(p.idle); n > 0; n = len(p.idle) {
+			up := p.idle[n-1]
+			p.idle[n-1] = nil
+			p.idle = p.idle[:n-1]
+			if now.Sub(up.idleAt) < upIdleMax {
+				p.mu.Unlock()
+				up.reused = true
+				return up, nil
+			}
+			up.c.Close()
+		}
+		p.mu.Unlock()
+	}
+	c, err := p.dialer.Dial(p.network, p.addr)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	return &upConn{c: c}, nil
+}
+
+// put returns a connection after a complete exchange, or closes it when it
+// cannot carry another (reuse false) or the peer has left.
+func (p *upstreamPool) put(up *upConn, reuse bool) {
+	if !reuse {
+		up.c.Close()
+		return
+	}
+	up.idleAt = time.Now()
+	up.canRetryFresh = false
+	p.mu.Lock()
+	if p.closed || len(p.idle) >= maxIdlePeers {
+		p.mu.Unlock()
+		up.c.Close()
+		return
+	}
+	p.idle = append(p.idle, up)
+	p.mu.Unlock()
+}
+
+func (p *upstreamPool) discard(up *upConn) { up.c.Close() }
+
+func (p *upstreamPool) close() {
+	p.mu.Lock()
+	p.closed = true
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, up := range idle {
+		up.c.Close()
+	}
+}
