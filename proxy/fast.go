@@ -175,6 +175,7 @@ func (s *FastServer) newConn(c net.Conn) *fastConn {
 		return nil
 	}
 	fc := &fastConn{s: s, c: c, rc: rc}
+	fc.readFn = fc.readOnce
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
 		fc.clientIP = ap.Addr().Unmap()
 	}
@@ -204,6 +205,10 @@ type fastConn struct {
 	clientIP netip.Addr
 	idle     atomic.Bool // waiting for a request: Shutdown may close it
 
+	readFn func(fd uintptr) bool
+	nread  int
+	rerr   error
+
 	in     *[]byte // request bytes; nil while idle
 	r, w   int     // in[r:w] is received and not yet used
 	parser httpwire.Parser
@@ -212,47 +217,51 @@ type fastConn struct {
 	out     *[]byte // head being written, response buffer
 	target  []byte  // scratch for a rewritten request-target
 	hashBuf [64]byte
-	tried   [8]*lb.Peer
+
+	logMethod, logPath, logHost string // for the access log only
+	tried                       [8]*lb.Peer
 }
 
 // fill reads more bytes into c.in[c.w:], taking a buffer first if the
 // connection has none. It waits for readability without holding a buffer
 // when none is held, which is what keeps idle connections small.
 func (c *fastConn) fill() error {
-	var n int
-	var rerr error
-	err := c.rc.Read(func(fd uintptr) bool {
-		if c.in == nil {
-			c.in = getBuf()
-			c.r, c.w = 0, 0
-		}
-		for {
-			n, rerr = syscall.Read(int(fd), (*c.in)[c.w:])
-			if rerr == syscall.EINTR {
-				continue
-			}
-			break
-		}
-		if rerr == syscall.EAGAIN {
-			if c.r == c.w {
-				putBuf(c.in)
-				c.in = nil
-			}
-			return false
-		}
-		return true
-	})
-	if err != nil {
+	c.nread, c.rerr = 0, nil
+	if err := c.rc.Read(c.readFn); err != nil {
 		return err
 	}
-	if rerr != nil {
-		return rerr
+	if c.rerr != nil {
+		return c.rerr
 	}
-	if n <= 0 {
+	if c.nread <= 0 {
 		return io.EOF
 	}
-	c.w += n
+	c.w += c.nread
 	return nil
+}
+
+// readOnce is the RawConn read callback (made once per connection as
+// c.readFn, so that waiting allocates nothing): it reads if data is there,
+// and otherwise gives a buffer that holds nothing back before the wait.
+func (c *fastConn) readOnce(fd uintptr) bool {
+	if c.in == nil {
+		c.in = getBuf()
+		c.r, c.w = 0, 0
+	}
+	for {
+		c.nread, c.rerr = syscall.Read(int(fd), (*c.in)[c.w:])
+		if c.rerr != syscall.EINTR {
+			break
+		}
+	}
+	if c.rerr == syscall.EAGAIN {
+		if c.r == c.w {
+			putBuf(c.in)
+			c.in = nil
+		}
+		return false
+	}
+	return true
 }
 
 // compact moves unread bytes to the start of the buffer, growing it to the
@@ -363,6 +372,10 @@ func (c *fastConn) readHead() error {
 func (c *fastConn) exchange() bool {
 	start := time.Now()
 	req := &c.req
+	if c.s.cfg.AccessLog {
+		// Copied now: the head's bytes may be overwritten by the body.
+		c.logMethod, c.logPath, c.logHost = string(req.Method), string(pathOnly(req.Path)), string(req.Host)
+	}
 	host, path := req.Host, req.Path
 	pool := c.s.router.Route(bstring(host), bstring(pathOnly(path)))
 	if pool == nil {
@@ -445,8 +458,8 @@ func (c *fastConn) accessLog(pool *lb.Pool, status int, tried []*lb.Peer, start 
 	if !c.s.cfg.AccessLog {
 		return
 	}
-	ev := c.s.cfg.Log.Info().Str("method", string(c.req.Method)).Str("path", string(pathOnly(c.req.Path))).
-		Int("status", status).Str("client", c.c.RemoteAddr().String()).Str("host", string(c.req.Host)).
+	ev := c.s.cfg.Log.Info().Str("method", c.logMethod).Str("path", c.logPath).
+		Int("status", status).Str("client", c.c.RemoteAddr().String()).Str("host", c.logHost).
 		Int("attempts", len(tried)).Dur("duration", time.Since(start))
 	if pool != nil {
 		ev = ev.Str("service", pool.Name())

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -30,6 +31,10 @@ type forwarding struct {
 	chunks   httpwire.Chunked
 	bodyDone bool // the client's whole request body was read
 	deadline time.Time
+
+	// Facts of the request head kept apart from it: reading the body may
+	// reuse the buffer the head's slices point into.
+	idempotent, isHead bool
 }
 
 // outcome of one attempt.
@@ -54,6 +59,7 @@ var (
 // and whether the client connection can carry another request.
 func (f *forwarding) run() (int, bool) {
 	c, req := f.c, &f.c.req
+	f.idempotent, f.isHead = idempotentBytes(req.Method), string(req.Method) == "HEAD"
 	if err := f.prepare(); err != nil {
 		if errors.Is(err, errBadChunked) {
 			c.writeError(400, msgBadRequest+": "+err.Error(), f.pool.Name(), true)
@@ -83,7 +89,7 @@ func (f *forwarding) run() (int, bool) {
 			return 502, keep
 		}
 		f.tried = append(f.tried, peer)
-		swallow := f.replay && idempotentBytes(req.Method) && f.budgetLeft() && hasUntried(f.pool, f.tried)
+		swallow := f.replay && f.idempotent && f.budgetLeft() && hasUntried(f.pool, f.tried)
 		status, keep, out, err := f.attempt(peer, swallow)
 		switch out {
 		case answered:
@@ -100,7 +106,7 @@ func (f *forwarding) run() (int, bool) {
 		}
 		c.s.cfg.Log.Debug().Str("service", f.pool.Name()).Str("container", peer.Name).
 			Str("address", peer.Addr).Err(err).Msg("attempt failed")
-		retry := f.replay && (isDialError(err) || idempotentBytes(req.Method))
+		retry := f.replay && (isDialError(err) || f.idempotent)
 		if !retry || !f.budgetLeft() {
 			keep := f.finishBody()
 			c.writeError(502, msgAllFailed, f.pool.Name(), !keep)
@@ -131,6 +137,15 @@ func (f *forwarding) prepare() error {
 	c, req := f.c, &f.c.req
 	if c.out == nil {
 		c.out = getBuf()
+	}
+	if req.ExpectContinue {
+		// wharf answers Expect itself (below); the peer gets the body at
+		// once, so the field is not forwarded.
+		for i := range req.Headers {
+			if len(req.Headers[i].Name) == 6 && bytes.EqualFold(req.Headers[i].Name, []byte("Expect")) {
+				req.Headers[i].Hop = true
+			}
+		}
 	}
 	opts := httpwire.RequestOptions{Target: f.target(), ClientIP: c.clientIP}
 	f.head = httpwire.AppendRequest((*c.out)[:0], req, &opts)
@@ -439,7 +454,7 @@ func (f *forwarding) readHead(up *upConn) (*httpwire.Response, *[]byte, error) {
 	up.parser.Reset()
 	up.c.SetReadDeadline(time.Now().Add(c.s.cfg.responseHeaderTimeout()))
 	defer up.c.SetReadDeadline(time.Time{})
-	isHead := string(c.req.Method) == "HEAD"
+	isHead := f.isHead
 	for {
 		if w > r {
 			err := up.parser.ParseResponse(&up.resp, (*rbuf)[r:w], isHead)
@@ -523,12 +538,17 @@ func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Respons
 		return false, answered
 	}
 	keepClient := !req.Close && res.Framing != httpwire.ByClose && !c.s.shutdown.Load() && f.finishBodyIfDone()
-	opts := httpwire.ResponseOptions{Close: !keepClient, KeepAlive: keepClient && req.Minor == 0}
+	// An HTTP/1.0 client closes unless told keep-alive; an HTTP/1.1 one
+	// keeps the connection unless told close.
+	opts := httpwire.ResponseOptions{Close: !keepClient && req.Minor == 1, KeepAlive: keepClient && req.Minor == 0}
 	unchunk := res.Framing == httpwire.ByChunks && req.Minor == 0
 	if unchunk {
-		opts.Unchunk, opts.Close, keepClient = true, true, false
+		opts.Unchunk, keepClient = true, false
 	}
 	out := httpwire.AppendResponse((*c.out)[:0], res, &opts)
+	if req.Minor == 0 {
+		out[7] = '0' // answer an HTTP/1.0 client in its version, as net/http does
+	}
 	body := (*rbuf)[res.HeadLen:up.rw]
 	reuse := !res.Close
 

@@ -319,6 +319,9 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 		}
 		out.Header.Set("X-Forwarded-For", ip)
 	}
+	// net/http already answered the client's Expect: 100-continue when the
+	// body was first read; the peer gets the body at once.
+	out.Header.Del("Expect")
 	out.Header.Set("X-Forwarded-Host", in.Host)
 	if in.TLS != nil {
 		out.Header.Set("X-Forwarded-Proto", "https")

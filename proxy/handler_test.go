@@ -56,7 +56,7 @@ func refused(t *testing.T, name string) lb.Backend {
 	return lb.Backend{ID: name, Name: name, Network: "tcp", Addr: addr, Weight: 1, MaxFails: 1, FailTimeout: 10 * time.Second}
 }
 
-func newProxy(t *testing.T, cfg Config, backends ...lb.Backend) (*httptest.Server, *lb.Balancer) {
+func newProxy(t testing.TB, cfg Config, backends ...lb.Backend) (*httptest.Server, *lb.Balancer) {
 	t.Helper()
 	bal := lb.New(lb.OnRemove(ClosePeer))
 	bal.Update("test", backends)

@@ -22,18 +22,18 @@ import (
 // protocol test runs against each engine.
 type engine struct {
 	name  string
-	start func(t *testing.T, cfg Config, backends ...lb.Backend) (url string, bal *lb.Balancer)
+	start func(t testing.TB, cfg Config, backends ...lb.Backend) (url string, bal *lb.Balancer)
 }
 
 var engines = []engine{
-	{"reference", func(t *testing.T, cfg Config, backends ...lb.Backend) (string, *lb.Balancer) {
+	{"reference", func(t testing.TB, cfg Config, backends ...lb.Backend) (string, *lb.Balancer) {
 		srv, bal := newProxy(t, cfg, backends...)
 		return srv.URL, bal
 	}},
 	{"fast", newFastProxy},
 }
 
-func newFastProxy(t *testing.T, cfg Config, backends ...lb.Backend) (string, *lb.Balancer) {
+func newFastProxy(t testing.TB, cfg Config, backends ...lb.Backend) (string, *lb.Balancer) {
 	t.Helper()
 	bal := lb.New(lb.OnRemove(ClosePeer))
 	bal.Update("test", backends)

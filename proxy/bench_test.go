@@ -1,0 +1,108 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/wharflb/wharf/lb"
+)
+
+// rawBackend answers every request on a keep-alive connection with a fixed
+// webtest-sized answer, allocating nothing, so that a benchmark measures the
+// proxy.
+func rawBackend(b *testing.B) lb.Backend {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	body := `{"IsSuccess":true,"Data":"0f8fad5b-d9cb-469f-a165-70867728950e","RequestTime":"2026-11-24 18:00:00.123","ResponseTime":"2026-11-24 18:00:00.124","Server":"webtest001"}` + "\n"
+	answer := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nAccess-Control-Allow-Origin: *\r\nContent-Length: " +
+		strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 8192)
+				have := 0
+				for {
+					n, err := c.Read(buf[have:])
+					if err != nil {
+						return
+					}
+					have += n
+					// Requests here have no body: each ends at CRLFCRLF.
+					for {
+						i := bytes.Index(buf[:have], []byte("\r\n\r\n"))
+						if i < 0 {
+							break
+						}
+						if _, err := c.Write(answer); err != nil {
+							return
+						}
+						have = copy(buf, buf[i+4:have])
+					}
+				}
+			}()
+		}
+	}()
+	return lb.Backend{ID: "raw", Name: "raw", Network: "tcp", Addr: ln.Addr().String(), Weight: 1, MaxFails: 1, FailTimeout: 10 * time.Second}
+}
+
+// BenchmarkProxyPath is one keep-alive client sending requests one after
+// the other through each engine: ns/op is the round trip, allocs/op the
+// whole process's allocations per request (client and backend allocate
+// nothing).
+func BenchmarkProxyPath(b *testing.B) {
+	for _, e := range engines {
+		b.Run(e.name, func(b *testing.B) {
+			url, _ := e.start(b, Config{}, rawBackend(b))
+			c, err := net.Dial("tcp", url[len("http://"):])
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			req := []byte("GET /webtest?action=get_uuid HTTP/1.1\r\nHost: localhost:10000\r\nUser-Agent: bench\r\n\r\n")
+			br := bufio.NewReaderSize(c, 16<<10)
+			roundTrip := func() {
+				if _, err := c.Write(req); err != nil {
+					b.Fatal(err)
+				}
+				// Read the head, then the body by Content-Length.
+				cl := -1
+				for {
+					line, err := br.ReadSlice('\n')
+					if err != nil {
+						b.Fatal(err)
+					}
+					if len(line) == 2 {
+						break
+					}
+					if bytes.HasPrefix(line, []byte("Content-Length: ")) {
+						cl, _ = strconv.Atoi(string(bytes.TrimSpace(line[16:])))
+					}
+				}
+				if _, err := br.Discard(cl); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for i := 0; i < 100; i++ {
+				roundTrip() // warm the pools
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				roundTrip()
+			}
+		})
+	}
+}
