@@ -2,9 +2,11 @@ package discovery
 
 import (
 	"errors"
+	"net"
 	"os"
 	"strings"
 	"syscall"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 )
@@ -15,6 +17,17 @@ func isNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
 // the fix.
 func explain(err error, host string) string {
 	const mount = "-v /var/run/docker.sock:/var/run/docker.sock:ro"
+	// The client's own error hides the cause ("Is the docker daemon
+	// running?"); for a unix socket, look at the socket itself.
+	if path, ok := strings.CutPrefix(host, "unix://"); ok && !strings.Contains(err.Error(), "events stream") {
+		if _, serr := os.Stat(path); serr != nil {
+			err = serr
+		} else if c, derr := net.DialTimeout("unix", path, time.Second); derr != nil {
+			err = derr
+		} else {
+			c.Close()
+		}
+	}
 	switch {
 	case errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EACCES) ||
 		strings.Contains(err.Error(), "permission denied"):

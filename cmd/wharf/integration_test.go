@@ -78,6 +78,28 @@ type instance struct {
 
 func startWharf(t *testing.T, args ...string) *instance {
 	t.Helper()
+	in := startWharfUnready(t, args...)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		res, err := http.Get(in.admin + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return in
+			}
+		}
+		if time.Now().After(deadline) {
+			in.logs.mu.Lock()
+			defer in.logs.mu.Unlock()
+			t.Fatalf("wharf not healthy after 15s; logs:\n%s", in.logs.buf.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// startWharfUnready starts wharf without waiting for its first sync.
+func startWharfUnready(t *testing.T, args ...string) *instance {
+	t.Helper()
 	in := &instance{logs: &logBuffer{}}
 	listen, adminAddr := freeAddr(t), freeAddr(t)
 	in.url, in.admin = "http://"+listen, "http://"+adminAddr
@@ -101,20 +123,7 @@ func startWharf(t *testing.T, args ...string) *instance {
 			t.Errorf("wharf: %v", err)
 		}
 	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		res, err := http.Get(in.admin + "/healthz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return in
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("wharf not healthy after 15s; logs:\n%s", in.logs.buf.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return in
 }
 
 // server sends one request through wharf and returns the status and the

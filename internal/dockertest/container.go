@@ -28,7 +28,13 @@ func labels(tb testing.TB, extra map[string]string) map[string]string {
 // ends, after the containers tb started on it.
 func Network(tb testing.TB, cli *client.Client, prefix string) string {
 	tb.Helper()
-	name := UniqueName(prefix)
+	return NetworkNamed(tb, cli, UniqueName(prefix))
+}
+
+// NetworkNamed is Network with the exact name given (make it unique with
+// UniqueName).
+func NetworkNamed(tb testing.TB, cli *client.Client, name string) string {
+	tb.Helper()
 	ctx, cancel := callCtx()
 	defer cancel()
 	resp, err := cli.NetworkCreate(ctx, name, network.CreateOptions{Driver: "bridge", Labels: labels(tb, nil)})
