@@ -42,4 +42,8 @@ ENV WHARF_ADMIN_LISTEN=:8080
 EXPOSE 10000 8080
 HEALTHCHECK --interval=5s --timeout=3s --start-period=5s --retries=3 CMD ["/wharf", "healthcheck"]
 STOPSIGNAL SIGTERM
+# wharf needs no privilege: it runs as an unprivileged user and reaches the
+# Docker socket through the socket's group, given at run time with
+# --group-add "$(stat -c %g /var/run/docker.sock)" (compose: group_add).
+USER 65532:65532
 ENTRYPOINT ["/wharf"]

@@ -78,6 +78,8 @@ up() {
 	docker images --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep -E '^(wharf|wharf-webtest):demo ' | sed 's/^/    /' || true
 
 	echo "==> starting"
+	DOCKER_GID=$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)
+	export DOCKER_GID
 	compose up -d --no-build
 
 	echo "==> waiting (at most ${WAIT_SECONDS}s) for http://localhost:10000/webtest?action=get_uuid"
