@@ -23,6 +23,8 @@ func New(bal *lb.Balancer, ready func() bool) *Server {
 	s := &Server{bal: bal, ready: ready, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /api/services", s.services)
+	s.mux.Handle("GET /{$}", newDashboardPage())
+	s.mux.Handle("GET /api/events", newEventStream(bal))
 	return s
 }
 
