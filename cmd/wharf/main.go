@@ -43,6 +43,18 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		switch args[0] {
 		case "version":
 			fmt.Fprintln(stdout, versionString())
+			if info, ok := debug.ReadBuildInfo(); ok {
+				fmt.Fprintf(stdout, "module %s\n", info.Main.Path)
+				for _, s := range info.Settings {
+					switch s.Key {
+					case "vcs.revision", "vcs.time", "vcs.modified", "GOOS", "GOARCH", "CGO_ENABLED":
+						fmt.Fprintf(stdout, "%s %s\n", s.Key, s.Value)
+					}
+				}
+				for _, d := range info.Deps {
+					fmt.Fprintf(stdout, "dep %s %s\n", d.Path, d.Version)
+				}
+			}
 			return 0
 		case "healthcheck":
 			return healthcheck(args[1:], getenv, stderr)
