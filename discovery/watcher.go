@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/system"
+	"github.com/docker/docker/client"
 	"github.com/rs/zerolog"
 
 	"github.com/wharflb/wharf/lb"
@@ -52,12 +54,13 @@ type Config struct {
 	KillHold time.Duration
 	// Backoff bounds the wait between reconnection attempts.
 	BackoffMin, BackoffMax time.Duration
+	// CallTimeout bounds each request to the engine other than the events
+	// stream.
+	CallTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
-	if c.LabelPrefix == "" {
-		c.LabelPrefix = "lb"
-	}
+	c.LabelPrefix = normPrefix(c.LabelPrefix) // "lb." is "lb", "" is "lb"
 	if c.ProbeInterval == 0 {
 		c.ProbeInterval = 5 * time.Millisecond
 	}
@@ -73,6 +76,9 @@ func (c *Config) setDefaults() {
 	if c.BackoffMax == 0 {
 		c.BackoffMax = 5 * time.Second
 	}
+	if c.CallTimeout == 0 {
+		c.CallTimeout = 10 * time.Second
+	}
 }
 
 // Watcher follows one Docker engine and publishes the routable backends of
@@ -84,8 +90,13 @@ type Watcher struct {
 	log     zerolog.Logger
 	publish func([]lb.Backend)
 
-	entries   map[string]*entry
-	probes    chan probeResult
+	entries map[string]*entry
+	// ignored holds containers known not to be backends here (not
+	// labelled, or not on the network): their events are skipped without
+	// asking the engine, so that other containers' churn never delays an
+	// event of ours. A connect to the network or a resync forgets them.
+	ignored   map[string]bool
+	probes    chan probeResult // results of the probes of the current session
 	published []lb.Backend
 	synced    atomic.Bool // first complete list published
 	networkID string
@@ -100,10 +111,15 @@ type entry struct {
 	routable bool
 	probing  context.CancelFunc // non-nil while the port is being probed
 	probeGen int
-	holdEnd  time.Time // out of selection after a terminating signal
-	warned   string    // last warning logged, so it is logged once
+	// holdEnd is set by a terminating signal: until then the container
+	// stays out of selection, whatever else happens, unless it is started
+	// again (a new process).
+	holdEnd time.Time
+	warned  string // last warning logged, so it is logged once
 }
 
+// probeResult is what a probe reports: the port accepted a connection, or
+// never did within ProbeTimeout. A cancelled probe reports nothing.
 type probeResult struct {
 	id  string
 	gen int
@@ -121,6 +137,7 @@ func New(engine Engine, cfg Config, publish func([]lb.Backend)) *Watcher {
 		log:     cfg.Log.With().Str("network", cfg.Network).Logger(),
 		publish: publish,
 		entries: map[string]*entry{},
+		ignored: map[string]bool{},
 		probes:  make(chan probeResult, 64),
 	}
 }
@@ -130,18 +147,19 @@ func New(engine Engine, cfg Config, publish func([]lb.Backend)) *Watcher {
 // and resyncs by listing; the outage and the recovery are logged once each.
 func (w *Watcher) Run(ctx context.Context) error {
 	delay := w.cfg.BackoffMin
-	var outage error
+	recovering := false // in an outage that was logged
 	var outageStart time.Time
 	for {
-		connected, err := w.session(ctx, outage != nil, outageStart)
+		connected, err := w.session(ctx, recovering, outageStart)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if connected {
-			delay = w.cfg.BackoffMin
+			// The recovery was logged; what broke now is a new outage.
+			delay, recovering = w.cfg.BackoffMin, false
 		}
-		if outage == nil {
-			outage, outageStart = err, time.Now()
+		if !recovering {
+			recovering, outageStart = true, time.Now()
 			w.log.Error().Err(err).Str("engine", w.engine.DaemonHost()).
 				Msg(explain(err, w.engine.DaemonHost()) + "; serving the last known peers and retrying")
 		} else {
@@ -161,17 +179,25 @@ func (w *Watcher) Run(ctx context.Context) error {
 func (w *Watcher) session(ctx context.Context, recovering bool, outageStart time.Time) (bool, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The probes of this session die with it: a resync starts them again.
+	defer w.stopProbes()
 
-	info, err := w.engine.Info(ctx)
+	cctx, ccancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
+	info, err := w.engine.Info(cctx)
+	ccancel()
 	if err != nil {
 		return false, err
 	}
-	// Subscribe before listing so nothing is lost in between. Since makes
-	// the engine replay what happened just before the subscription took
-	// effect; replays are harmless because every event is level-triggered.
+	// Subscribe before listing so nothing is lost in between. The engine
+	// registers a subscription only after it answered the request, so
+	// Since makes it replay what happened from the engine's time of the
+	// Info call on. Events from before that are not replayed: the list
+	// that follows shows their outcome, and replaying a removal (pause,
+	// kill, disconnect...) that a later event undid would take a running
+	// container out of selection again.
 	since := time.Now().Add(-2 * time.Second)
 	if t, err := time.Parse(time.RFC3339Nano, info.SystemTime); err == nil {
-		since = t.Add(-2 * time.Second)
+		since = t
 	}
 	msgs, errs := w.engine.Events(ctx, events.ListOptions{
 		Since:   fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond()),
@@ -202,12 +228,12 @@ func (w *Watcher) session(ctx context.Context, recovering bool, outageStart time
 			}
 			return true, fmt.Errorf("discovery: events stream: %w", err)
 		case m := <-msgs:
-			w.handle(ctx, m)
+			err = w.handle(ctx, m)
 			// Coalesce: apply what already queued up, then publish once.
-			for drained := false; !drained; {
+			for drained := false; err == nil && !drained; {
 				select {
 				case m := <-msgs:
-					w.handle(ctx, m)
+					err = w.handle(ctx, m)
 				default:
 					drained = true
 				}
@@ -215,9 +241,14 @@ func (w *Watcher) session(ctx context.Context, recovering bool, outageStart time
 		case p := <-w.probes:
 			w.probed(p)
 		case <-hold.C:
-			w.releaseHolds(ctx)
+			err = w.releaseHolds(ctx)
 		}
+		// What was applied is published, also when the engine was lost
+		// half-way: a removal never waits for the engine.
 		w.flush()
+		if err != nil {
+			return true, err
+		}
 	}
 }
 
@@ -237,17 +268,26 @@ func eventFilters() filters.Args {
 // from their inspect data, keeping the routable state of peers that did not
 // change so a reconnection does not make them flap.
 func (w *Watcher) resync(ctx context.Context) error {
-	w.resolveNetwork(ctx)
+	if err := w.resolveNetwork(ctx); err != nil {
+		return err
+	}
 	// Filter on the key only: Map decides what counts as enabled.
 	f := filters.NewArgs(filters.Arg("label", w.cfg.LabelPrefix+".enable"))
-	list, err := w.engine.ContainerList(ctx, container.ListOptions{Filters: f})
+	cctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
+	list, err := w.engine.ContainerList(cctx, container.ListOptions{Filters: f})
+	cancel()
 	if err != nil {
 		return fmt.Errorf("discovery: list containers: %w", err)
 	}
+	// What changed while disconnected is unknown: judge every container
+	// again when its next event comes.
+	clear(w.ignored)
 	seen := map[string]bool{}
 	for _, c := range list {
 		seen[c.ID] = true
-		w.refresh(ctx, c.ID)
+		if err := w.refresh(ctx, c.ID); err != nil {
+			return err
+		}
 	}
 	for id := range w.entries {
 		if !seen[id] {
@@ -260,51 +300,79 @@ func (w *Watcher) resync(ctx context.Context) error {
 }
 
 // resolveNetwork learns the network's ID, to recognise its events, and says
-// once when it does not exist yet.
-func (w *Watcher) resolveNetwork(ctx context.Context) {
-	n, err := w.engine.NetworkInspect(ctx, w.cfg.Network, network.InspectOptions{})
-	if err != nil {
+// once when it does not exist yet. It fails only when the engine is lost.
+func (w *Watcher) resolveNetwork(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
+	n, err := w.engine.NetworkInspect(cctx, w.cfg.Network, network.InspectOptions{})
+	cancel()
+	switch {
+	case err == nil:
+	case lostEngine(ctx, err):
+		return fmt.Errorf("discovery: inspect network %s: %w", w.cfg.Network, err)
+	case isNotFound(err):
 		if w.networkID != "missing" {
 			w.log.Warn().Err(err).Msgf("network %q not found; watching for it to be created (docker network create %s)",
 				w.cfg.Network, w.cfg.Network)
 		}
 		w.networkID = "missing"
-		return
+		return nil
+	default:
+		w.log.Warn().Err(err).Msgf("discovery: inspect network %s", w.cfg.Network)
+		return nil
 	}
 	if w.networkID == "missing" {
 		w.log.Info().Msg("network found")
 	}
 	w.networkID = n.ID
+	return nil
+}
+
+// lostEngine reports whether err, from a request to the engine, means the
+// engine could not be asked or did not answer (no connection, connection
+// lost, timeout), as opposed to an answer about the object asked for.
+func lostEngine(ctx context.Context, err error) bool {
+	var ne net.Error
+	return ctx.Err() != nil || client.IsErrConnectionFailed(err) || errors.As(err, &ne) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
 // handle applies one event. Events that take a container out of selection
 // act at once, without asking the engine anything: from that moment no new
-// request goes to it.
-func (w *Watcher) handle(ctx context.Context, m events.Message) {
-	w.log.Debug().Str("type", string(m.Type)).Str("action", string(m.Action)).
-		Str("id", short(m.Actor.ID)).Str("name", m.Actor.Attributes["name"]).Msg("event")
+// request goes to it. It fails only when the engine is lost.
+func (w *Watcher) handle(ctx context.Context, m events.Message) error {
 	if m.Type == events.NetworkEventType {
 		if !w.ourNetwork(m.Actor) {
-			return
+			return nil
 		}
+		w.logEvent(m)
 		id := m.Actor.Attributes["container"]
+		var err error
 		switch m.Action {
 		case events.ActionCreate:
-			w.resolveNetwork(ctx)
+			err = w.resolveNetwork(ctx)
 		case events.ActionDisconnect:
 			w.out(id, "disconnected from the network")
 			if id == w.selfID {
 				w.checkSelf(ctx)
 			}
 		case events.ActionConnect:
-			w.refresh(ctx, id)
+			delete(w.ignored, id)
+			err = w.refresh(ctx, id)
 			if id == w.selfID {
 				w.checkSelf(ctx)
 			}
 		}
-		return
+		return err
 	}
 	id := m.Actor.ID
+	if m.Action == events.ActionDestroy {
+		delete(w.ignored, id)
+	}
+	if w.entries[id] == nil && !w.candidate(m) {
+		return nil
+	}
+	w.logEvent(m)
 	action := string(m.Action)
 	switch {
 	case action == "kill":
@@ -320,13 +388,35 @@ func (w *Watcher) handle(ctx context.Context, m events.Message) {
 		w.drop(id, "removed")
 	case action == "health_status: unhealthy":
 		w.out(id, "unhealthy")
-	case action == "start", action == "restart", action == "unpause", action == "rename",
-		strings.HasPrefix(action, "health_status"):
+	case action == "start", action == "restart":
+		// A new process: a terminating signal sent to the old one no
+		// longer holds it out.
 		if e := w.entries[id]; e != nil {
 			e.holdEnd = time.Time{}
 		}
-		w.refresh(ctx, id)
+		return w.refresh(ctx, id)
+	case action == "unpause", action == "rename", strings.HasPrefix(action, "health_status"):
+		// Not a new process: docker stop unpauses a paused container
+		// after sending SIGTERM, so that it can handle the signal; that
+		// one stays out.
+		return w.refresh(ctx, id)
 	}
+	return nil
+}
+
+// candidate reports whether a container event of a container the watcher
+// does not follow may make it a backend, judged without asking the engine:
+// a container event carries the container's labels.
+func (w *Watcher) candidate(m events.Message) bool {
+	if _, ok := m.Actor.Attributes[w.cfg.LabelPrefix+".enable"]; !ok {
+		return false
+	}
+	return !w.ignored[m.Actor.ID]
+}
+
+func (w *Watcher) logEvent(m events.Message) {
+	w.log.Debug().Str("type", string(m.Type)).Str("action", string(m.Action)).
+		Str("id", short(m.Actor.ID)).Str("name", m.Actor.Attributes["name"]).Msg("event")
 }
 
 func (w *Watcher) ourNetwork(a events.Actor) bool {
@@ -346,28 +436,42 @@ func terminating(sig string) bool {
 }
 
 // refresh inspects a container and updates its entry: routable now, after
-// a successful port probe, or not at all.
-func (w *Watcher) refresh(ctx context.Context, id string) {
+// a successful port probe, or not at all. It fails only when the engine is
+// lost; the caller then resyncs once it is back.
+func (w *Watcher) refresh(ctx context.Context, id string) error {
 	if id == "" {
-		return
+		return nil
 	}
-	c, err := w.engine.ContainerInspect(ctx, id)
+	cctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
+	c, err := w.engine.ContainerInspect(cctx, id)
+	cancel()
 	if err != nil {
-		if isNotFound(err) {
+		switch {
+		case isNotFound(err):
 			w.drop(id, "removed")
-			return
+		case lostEngine(ctx, err):
+			return fmt.Errorf("discovery: inspect %s: %w", short(id), err)
+		default:
+			w.log.Warn().Err(err).Str("id", short(id)).Msg("discovery: inspect failed; keeping the container's last state")
 		}
-		w.log.Warn().Err(err).Str("id", short(id)).Msg("discovery: inspect failed; keeping the container's last state")
-		return
+		return nil
 	}
+	w.update(ctx, id, c)
+	return nil
+}
+
+// update applies the inspect data c of container id.
+func (w *Watcher) update(ctx context.Context, id string, c container.InspectResponse) {
 	v := Map(c, w.cfg.Network, w.cfg.LabelPrefix)
 	e := w.entries[id]
 	if v.Status == Ignored {
 		if e != nil {
 			w.drop(id, v.Reason)
 		}
+		w.ignored[id] = true
 		return
 	}
+	delete(w.ignored, id)
 	if e == nil {
 		e = &entry{id: id}
 		w.entries[id] = e
@@ -413,28 +517,39 @@ func (w *Watcher) refresh(ctx context.Context, id string) {
 func (w *Watcher) startProbe(ctx context.Context, e *entry) {
 	w.setOut(e, "")
 	e.probeGen++
-	pctx, cancel := context.WithTimeout(ctx, w.cfg.ProbeTimeout)
+	pctx, cancel := context.WithCancel(ctx)
 	e.probing = cancel
-	go probe(pctx, e.id, e.probeGen, e.backend.Addr, w.cfg.ProbeInterval, w.probes)
+	go probe(pctx, e.id, e.probeGen, e.backend.Addr, w.cfg.ProbeInterval, w.cfg.ProbeTimeout, w.probes)
 }
 
-func probe(ctx context.Context, id string, gen int, addr string, every time.Duration, out chan<- probeResult) {
+// probe dials addr every interval until it accepts a connection or limit
+// has passed, and reports the outcome on out. When ctx is cancelled it
+// stops and reports nothing.
+func probe(ctx context.Context, id string, gen int, addr string, every, limit time.Duration, out chan<- probeResult) {
 	d := net.Dialer{Timeout: 250 * time.Millisecond}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	res := probeResult{id: id, gen: gen}
+	for res.err == nil {
 		c, err := d.DialContext(ctx, "tcp", addr)
 		if err == nil {
 			c.Close()
-			out <- probeResult{id: id, gen: gen, ok: true}
-			return
+			res.ok = true
+			break
 		}
 		select {
 		case <-ctx.Done():
-			out <- probeResult{id: id, gen: gen, err: err}
 			return
-		case <-t.C:
+		case <-deadline.C:
+			res.err = err
+		case <-tick.C:
 		}
+	}
+	select {
+	case out <- res:
+	case <-ctx.Done():
 	}
 }
 
@@ -446,13 +561,22 @@ func (w *Watcher) probed(p probeResult) {
 	e.probing()
 	e.probing = nil
 	if !p.ok {
-		if !errors.Is(p.err, context.Canceled) {
-			w.log.Warn().Str("container", e.name).Str("address", e.backend.Addr).Err(p.err).
-				Msgf("port never accepted a connection within %s; not routed (check %s.port)", w.cfg.ProbeTimeout, w.cfg.LabelPrefix)
-		}
+		w.log.Warn().Str("container", e.name).Str("address", e.backend.Addr).Err(p.err).
+			Msgf("port never accepted a connection within %s; not routed (check %s.port)", w.cfg.ProbeTimeout, w.cfg.LabelPrefix)
 		return
 	}
 	w.setRoutable(e)
+}
+
+// stopProbes cancels every probe; the containers stay out of selection
+// until a refresh probes them again.
+func (w *Watcher) stopProbes() {
+	for _, e := range w.entries {
+		if e.probing != nil {
+			e.probing()
+			e.probing = nil
+		}
+	}
 }
 
 func (w *Watcher) setRoutable(e *entry) {
@@ -505,14 +629,17 @@ func (w *Watcher) armHold(t *time.Timer) {
 
 // releaseHolds looks again at containers still running long after a
 // terminating signal: the process ignored it, so they are routed again.
-func (w *Watcher) releaseHolds(ctx context.Context) {
+func (w *Watcher) releaseHolds(ctx context.Context) error {
 	now := time.Now()
 	for id, e := range w.entries {
 		if !e.holdEnd.IsZero() && !now.Before(e.holdEnd) {
 			e.holdEnd = time.Time{}
-			w.refresh(ctx, id)
+			if err := w.refresh(ctx, id); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
 }
 
 // flush publishes the routable set when it differs from the last one.
@@ -557,13 +684,17 @@ func (w *Watcher) checkSelf(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		c, err := w.engine.ContainerInspect(ctx, host)
+		cctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
+		c, err := w.engine.ContainerInspect(cctx, host)
+		cancel()
 		if err != nil {
 			return
 		}
 		w.selfID = c.ID
 	}
-	c, err := w.engine.ContainerInspect(ctx, w.selfID)
+	cctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
+	c, err := w.engine.ContainerInspect(cctx, w.selfID)
+	cancel()
 	if err != nil {
 		return
 	}
