@@ -99,6 +99,11 @@ type Watcher struct {
 	probes    chan probeResult // results of the probes of the current session
 	published []lb.Backend
 	synced    atomic.Bool // first complete list published
+
+	// Counters for metrics, read from other goroutines.
+	eventsApplied atomic.Uint64
+	resyncs       atomic.Uint64
+	connected     atomic.Bool
 	networkID string
 	selfID    string // wharf's own container, when it runs in one
 	selfWarn  bool
@@ -206,6 +211,9 @@ func (w *Watcher) session(ctx context.Context, recovering bool, outageStart time
 	if err := w.resync(ctx); err != nil {
 		return false, err
 	}
+	w.resyncs.Add(1)
+	w.connected.Store(true)
+	defer w.connected.Store(false)
 	if recovering {
 		w.log.Info().Dur("outage", time.Since(outageStart).Round(time.Millisecond)).
 			Int("peers", len(w.published)).Msg("reconnected to the Docker engine; resynced")
@@ -341,6 +349,7 @@ func lostEngine(ctx context.Context, err error) bool {
 // act at once, without asking the engine anything: from that moment no new
 // request goes to it. It fails only when the engine is lost.
 func (w *Watcher) handle(ctx context.Context, m events.Message) error {
+	w.eventsApplied.Add(1)
 	if m.Type == events.NetworkEventType {
 		if !w.ourNetwork(m.Actor) {
 			return nil
@@ -722,6 +731,17 @@ func (w *Watcher) checkSelf(ctx context.Context) {
 // Synced reports whether the first complete list was published. It is safe
 // for concurrent use.
 func (w *Watcher) Synced() bool { return w.synced.Load() }
+
+// EventsApplied counts the engine events handled. Safe for concurrent use.
+func (w *Watcher) EventsApplied() uint64 { return w.eventsApplied.Load() }
+
+// Resyncs counts complete listings: the first, then one per reconnection.
+// Safe for concurrent use.
+func (w *Watcher) Resyncs() uint64 { return w.resyncs.Load() }
+
+// Connected reports whether the events stream is up. Safe for concurrent
+// use.
+func (w *Watcher) Connected() bool { return w.connected.Load() }
 
 func short(id string) string {
 	if len(id) > 12 {

@@ -247,6 +247,26 @@ func TestDiscoveryEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("metrics", func(t *testing.T) {
+		res, err := http.Get(in.admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		text := string(b)
+		for _, want := range []string{
+			"wharf_engine_connected 1\n",
+			"wharf_discovery_resyncs_total 1\n",
+			fmt.Sprintf(`wharf_peer_attempts_total{address="%s:6969",code="2xx",container="%s",service="default"} 500`, b1.IP(netName), b1.Name),
+			`wharf_requests_total{code="2xx",service="default"} 700`,
+		} {
+			if !strings.Contains(text, want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+	})
+
 	t.Run("a container started later receives traffic", func(t *testing.T) {
 		client := &http.Client{Timeout: 10 * time.Second}
 		start := time.Now()

@@ -107,6 +107,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 	}
 
 	ready := func() bool { return true }
+	var disc admin.DiscoveryStats
 	engineVersion, apiVersion := "", ""
 	if cfg.Network != "" {
 		cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
@@ -125,6 +126,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 			func(list []lb.Backend) { bal.Update("docker", list) })
 		go w.Run(ctx)
 		ready = w.Synced
+		disc = w
 	}
 
 	proxyCfg := proxy.Config{
@@ -179,7 +181,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 			return fmt.Errorf("--admin-listen %s: %w", cfg.AdminListen, err)
 		}
 		adm := admin.New(bal, ready)
-		adm.EnableMetrics(admin.Sources{NoRoute: handler.Stats().NoRoute.Load})
+		adm.EnableMetrics(admin.Sources{NoRoute: handler.Stats().NoRoute.Load, Discovery: disc})
 		asrv := &http.Server{Handler: adm, ReadHeaderTimeout: 10 * time.Second}
 		go asrv.Serve(aln)
 		defer asrv.Close()
