@@ -104,9 +104,9 @@ type Watcher struct {
 	eventsApplied atomic.Uint64
 	resyncs       atomic.Uint64
 	connected     atomic.Bool
-	networkID string
-	selfID    string // wharf's own container, when it runs in one
-	selfWarn  bool
+	networkID     string
+	selfID        string // wharf's own container, when it runs in one
+	selfWarn      bool
 }
 
 // entry is the watcher's view of one container.

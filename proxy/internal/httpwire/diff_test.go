@@ -6,17 +6,17 @@ package httpwire
 // stricter rule is about.
 
 import (
-	"fmt"
-	"time"
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/textproto"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // diffParser has limits high enough that only net/http's rules apply.
