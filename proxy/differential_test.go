@@ -175,9 +175,16 @@ func TestFastAccessLogAfterLargeBody(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	mu.Lock()
-	line := logs.String()
-	mu.Unlock()
+	// The line is written just after the answer went out.
+	var line string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		mu.Lock()
+		line = logs.String()
+		mu.Unlock()
+		if line != "" {
+			break
+		}
+	}
 	if !strings.Contains(line, `"method":"POST"`) || !strings.Contains(line, `"path":"/upload/path"`) || !strings.Contains(line, `"status":200`) {
 		t.Fatalf("access log: %s", line)
 	}
