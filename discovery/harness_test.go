@@ -1,25 +1,17 @@
 package discovery
 
 import (
-	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
@@ -450,85 +442,11 @@ func enabled(port string, extra ...string) map[string]string {
 // TestwebPort is the port of internal/testweb in its image.
 const TestwebPort = "8080"
 
-var testwebImg struct {
-	once sync.Once
-	tag  string
-	err  error
-}
-
 // testwebImage returns a FROM scratch image of internal/testweb, built once
-// per test process and carrying dockertest's run label, so that
-// dockertest.Main removes it.
+// per test process and removed by dockertest.Main.
 func testwebImage(t testing.TB, cli *client.Client) string {
 	t.Helper()
-	testwebImg.once.Do(func() {
-		testwebImg.tag = fmt.Sprintf("wharf-test-testweb-%s:latest", dockertest.RunID())
-		testwebImg.err = buildTestweb(cli, testwebImg.tag)
-	})
-	if testwebImg.err != nil {
-		t.Fatalf("image of internal/testweb: %v", testwebImg.err)
-	}
-	return testwebImg.tag
-}
-
-func buildTestweb(cli *client.Client, tag string) error {
-	dir, err := os.MkdirTemp("", "wharf-testweb-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "testweb")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "../internal/testweb")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	binData, err := os.ReadFile(bin)
-	if err != nil {
-		return err
-	}
-	df := "FROM scratch\nCOPY testweb /testweb\nEXPOSE " + TestwebPort + "/tcp\nENTRYPOINT [\"/testweb\"]\n"
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"Dockerfile", 0o644, []byte(df)}, {"testweb", 0o755, binData}} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	resp, err := cli.ImageBuild(ctx, &buf, build.ImageBuildOptions{
-		Tags: []string{tag}, Dockerfile: "Dockerfile", Remove: true, ForceRemove: true,
-		Labels: map[string]string{dockertest.Label: dockertest.RunID()}, Version: build.BuilderV1,
-	})
-	if err != nil {
-		return fmt.Errorf("build %s: %w", tag, err)
-	}
-	defer resp.Body.Close()
-	dec := json.NewDecoder(resp.Body)
-	for {
-		var msg struct {
-			Error string `json:"error"`
-		}
-		if err := dec.Decode(&msg); errors.Is(err, io.EOF) {
-			return nil
-		} else if err != nil {
-			return fmt.Errorf("build %s: %w", tag, err)
-		}
-		if msg.Error != "" {
-			return fmt.Errorf("build %s: %s", tag, msg.Error)
-		}
-	}
+	return dockertest.BuildImage(t, cli, "internal/testweb", dockertest.ImageOptions{Expose: []string{TestwebPort + "/tcp"}})
 }
 
 // answer is testweb's answer.

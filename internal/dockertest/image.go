@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -93,9 +94,11 @@ type binEntry struct {
 	err  error
 }
 
-// BuildImage compiles ./cmd/name of this module (CGO_ENABLED=0, for
-// linux and the host's architecture) and builds a FROM scratch image with
-// the binary at /name as its entrypoint, described by opts. It returns the
+// BuildImage compiles a command of this module (CGO_ENABLED=0, for linux
+// and the host's architecture) and builds a FROM scratch image with the
+// binary at /BASE as its entrypoint, described by opts. name is a command
+// under ./cmd ("wharf") or a package path from the module root
+// ("internal/testweb"); BASE is its last element. It returns the
 // image's tag. The image is built once per test process for each name and
 // opts, however many tests ask; it is removed by Main. A failed build fails
 // tb.
@@ -107,7 +110,7 @@ func BuildImage(tb testing.TB, cli *client.Client, name string, opts ImageOption
 	imagesMu.Lock()
 	e := images[key]
 	if e == nil {
-		e = &imageEntry{tag: fmt.Sprintf("wharf-test-%s-%s-%d:latest", name, runID, len(images)+1)}
+		e = &imageEntry{tag: fmt.Sprintf("wharf-test-%s-%s-%d:latest", path.Base(name), runID, len(images)+1)}
 		images[key] = e
 	}
 	imagesMu.Unlock()
@@ -118,16 +121,17 @@ func BuildImage(tb testing.TB, cli *client.Client, name string, opts ImageOption
 			e.err = err
 			return
 		}
-		e.err = buildImage(cli, e.tag, name, bin, df)
+		e.err = buildImage(cli, e.tag, path.Base(name), bin, df)
 	})
 	if e.err != nil {
-		tb.Fatalf("dockertest: image of ./cmd/%s: %v", name, e.err)
+		tb.Fatalf("dockertest: image of %s: %v", pkgPath(name), e.err)
 	}
 	return e.tag
 }
 
 // dockerfile returns the Dockerfile of the image of command name.
 func dockerfile(name string, opts ImageOptions) string {
+	name = path.Base(name)
 	var b strings.Builder
 	fmt.Fprintf(&b, "FROM scratch\nCOPY %s /%s\n", name, name)
 	for _, p := range opts.Expose {
@@ -170,7 +174,16 @@ func quote(s string) string {
 	return `"` + r.Replace(s) + `"`
 }
 
-// compile builds ./cmd/name once per process and returns the binary's path.
+// pkgPath is the package BuildImage compiles for name.
+func pkgPath(name string) string {
+	if strings.Contains(name, "/") {
+		return "./" + name
+	}
+	return "./cmd/" + name
+}
+
+// compile builds the package of name once per process and returns the
+// binary's path.
 func compile(name string) (string, error) {
 	binMu.Lock()
 	e := bins[name]
@@ -191,19 +204,19 @@ func compile(name string) (string, error) {
 			e.err = binDirErr
 			return
 		}
-		dir := filepath.Join(binDir, name)
+		dir := filepath.Join(binDir, strings.ReplaceAll(name, "/", "_"))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			e.err = err
 			return
 		}
-		out := filepath.Join(dir, name)
+		out := filepath.Join(dir, path.Base(name))
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./cmd/"+name)
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkgPath(name))
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
 		if b, err := cmd.CombinedOutput(); err != nil {
-			e.err = fmt.Errorf("go build ./cmd/%s: %v\n%s", name, err, b)
+			e.err = fmt.Errorf("go build %s: %v\n%s", pkgPath(name), err, b)
 			return
 		}
 		e.path = out
