@@ -281,11 +281,17 @@ func (c *fastConn) compact(grow bool) {
 	}
 }
 
+// releaseIdle gives the buffers back between requests, so that an idle
+// connection holds none.
 func (c *fastConn) releaseIdle() {
 	if c.in != nil && c.r == c.w {
 		putBuf(c.in)
 		c.in = nil
 		c.r, c.w = 0, 0
+	}
+	if c.out != nil {
+		putBuf(c.out)
+		c.out = nil
 	}
 }
 
