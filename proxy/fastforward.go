@@ -35,6 +35,9 @@ type forwarding struct {
 	// Facts of the request head kept apart from it: reading the body may
 	// reuse the buffer the head's slices point into.
 	idempotent, isHead bool
+	// sentInterim: an interim answer (103 Early Hints...) went to the
+	// client; from then on nothing may be retried.
+	sentInterim bool
 }
 
 // outcome of one attempt.
@@ -339,6 +342,13 @@ func (f *forwarding) attempt(peer *lb.Peer, swallow bool) (status int, keep bool
 	}
 	if err != nil {
 		pool.discard(up)
+		if errors.Is(err, errClientClosed) {
+			failed = false
+			return 0, false, clientGone, err
+		}
+		if f.sentInterim {
+			return 0, false, brokenAnswer, err
+		}
 		return 0, false, failedEarly, err
 	}
 	answer = res.Status
@@ -462,8 +472,14 @@ func (f *forwarding) readHead(up *upConn) (*httpwire.Response, *[]byte, error) {
 				res := &up.resp
 				if res.Informational() {
 					if res.Status != 100 {
-						b := httpwire.AppendResponse((*c.out)[:0], res, nil)
-						if _, err := c.c.Write(b); err != nil {
+						// Written from its own buffer: c.out holds the
+						// request, which a retry would need.
+						ib := getBuf()
+						b := httpwire.AppendResponse((*ib)[:0], res, nil)
+						_, err := c.c.Write(b)
+						putBuf(ib)
+						f.sentInterim = true
+						if err != nil {
 							putBuf(rbuf)
 							return nil, nil, errClientClosed
 						}

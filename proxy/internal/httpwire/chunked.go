@@ -130,7 +130,9 @@ func (c *Chunked) framing(p []byte) (int, error) {
 			if c.state == stSizeStart {
 				c.line = 0
 			}
-			if c.line++; c.line > maxChunkLine {
+			// bufio.Reader.ReadSlice fails once its buffer is full
+			// without an LF.
+			if c.line++; c.line > maxChunkLine || c.line == maxChunkLine && b != '\n' {
 				return i, c.fail(ErrChunkLineTooLong)
 			}
 			switch {
@@ -185,7 +187,9 @@ func (c *Chunked) framing(p []byte) (int, error) {
 		default:
 			// The trailer section: field lines as in a head, each ending
 			// in CRLF, then CRLF (readTrailer, textproto.ReadMIMEHeader).
-			if c.trailer++; c.trailer > maxTrailer {
+			// seeUpcomingDoubleCRLF gives up when its 4096-byte peek
+			// does not end the section.
+			if c.trailer++; c.trailer > maxTrailer || c.trailer == maxTrailer && (c.state != stTrailerEnd || b != '\n') {
 				return i, c.fail(ErrTrailerTooLarge)
 			}
 			switch c.state {

@@ -1,6 +1,9 @@
 package httpwire
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/binary"
+)
 
 // Default limits of a [Parser].
 const (
@@ -280,6 +283,27 @@ func equalFold[S ~string | ~[]byte](b []byte, s S) bool {
 	return true
 }
 
+// validValue reports whether v holds only field-value bytes: no control
+// byte other than HTAB. It tests eight bytes at a time for a byte below
+// 0x20 or equal to 0x7f and looks at single bytes only from there.
+func validValue(v []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for len(v) >= 8 {
+		x := binary.LittleEndian.Uint64(v)
+		d := x ^ ones*0x7f
+		if ((x-ones*0x20)&^x|(d-ones)&^d)&highs != 0 {
+			break
+		}
+		v = v[8:]
+	}
+	for _, c := range v {
+		if class[c]&cValue == 0 {
+			return false
+		}
+	}
+	return true
+}
+
 func isOWS(c byte) bool { return c == ' ' || c == '\t' }
 
 func trimOWS(b []byte) []byte {
@@ -386,10 +410,8 @@ func parseFields(head []byte, pos int, hs *Headers, max int, f *facts) error {
 			return ErrHeaderName
 		}
 		v := trimOWS(line[k+1:])
-		for _, c := range v {
-			if class[c]&cValue == 0 {
-				return ErrHeaderValue
-			}
+		if !validValue(v) {
+			return ErrHeaderValue
 		}
 		if len(*hs) >= max {
 			return ErrTooManyHeaders

@@ -1,0 +1,146 @@
+package httpwire
+
+import (
+	"net/netip"
+	"testing"
+)
+
+func TestAppendRequest(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		o    *RequestOptions
+		want string
+	}{
+		{"as received", "GET /a HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n", nil,
+			"GET /a HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n"},
+		{"HTTP/1.0 client, bare LF, trimmed values", "GET /a HTTP/1.0\nUser-Agent:  x \nConnection: keep-alive\n\n", nil,
+			"GET /a HTTP/1.1\r\nHost: \r\nUser-Agent: x\r\n\r\n"},
+		{"hop-by-hop fields dropped", "GET / HTTP/1.1\r\nConnection: close, X-Private\r\nHost: a\r\nKeep-Alive: 5\r\nX-Private: 1\r\n" +
+			"Proxy-Connection: x\r\nProxy-Authorization: y\r\nTE: gzip\r\nUpgrade: h2c\r\nCookie: c\r\n\r\n", nil,
+			"GET / HTTP/1.1\r\nHost: a\r\nCookie: c\r\n\r\n"},
+		{"length normalized and duplicates folded", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\nContent-Length: 007\r\n\r\n", nil,
+			"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 7\r\n\r\n"},
+		{"zero length kept", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", nil,
+			"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"},
+		{"chunked keeps Trailer, TE: trailers", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\nTrailer: X-Sum\r\nTE: trailers, deflate\r\n\r\n", nil,
+			"POST / HTTP/1.1\r\nHost: a\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\nTE: trailers\r\n\r\n"},
+		{"upgrade", "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n", nil,
+			"GET /ws HTTP/1.1\r\nHost: a\r\nSec-WebSocket-Key: k\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"},
+		{"absolute-form host", "GET http://b.example/x HTTP/1.1\r\nHost: a\r\n\r\n", &RequestOptions{Target: []byte("/x")},
+			"GET /x HTTP/1.1\r\nHost: b.example\r\n\r\n"},
+		{"X-Forwarded-*", "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-For: 2.2.2.2, 3.3.3.3\r\nX-Forwarded-Host: evil\r\n\r\n",
+			&RequestOptions{ClientIP: netip.MustParseAddr("10.0.0.9"), Host: []byte("backend:6969")},
+			"GET / HTTP/1.1\r\nHost: backend:6969\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.9\r\nX-Forwarded-Host: a\r\nX-Forwarded-Proto: http\r\n\r\n"},
+		{"X-Forwarded-* over TLS, IPv6, listed XFF dropped", "GET / HTTP/1.1\r\nHost: a\r\nConnection: X-Forwarded-For\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n",
+			&RequestOptions{ClientIP: netip.MustParseAddr("2001:db8::1"), TLS: true},
+			"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 2001:db8::1\r\nX-Forwarded-Host: a\r\nX-Forwarded-Proto: https\r\n\r\n"},
+		{"without ClientIP, X-Forwarded-* pass", "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n", &RequestOptions{},
+			"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var p Parser
+			var r Request
+			if err := p.ParseRequest(&r, []byte(tt.in)); err != nil {
+				t.Fatal(err)
+			}
+			if got := string(AppendRequest([]byte("prefix"), &r, tt.o)); got != "prefix"+tt.want {
+				t.Errorf("AppendRequest:\ngot  %q\nwant %q", got, "prefix"+tt.want)
+			}
+		})
+	}
+}
+
+func TestAppendResponse(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		o    *ResponseOptions
+		want string
+	}{
+		{"as received", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n", nil,
+			"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n"},
+		{"HTTP/1.0 upstream, hop-by-hop dropped", "HTTP/1.0 404 Not Found\nConnection: keep-alive, X-P\nKeep-Alive: 5\nX-P: 1\nContent-Length: 0\n\n", nil,
+			"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"},
+		{"chunked wins over length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n", nil,
+			"HTTP/1.1 200 OK\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\n\r\n"},
+		{"unchunked for an HTTP/1.0 client", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n", &ResponseOptions{Unchunk: true, Close: true},
+			"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"},
+		{"keep-alive for an HTTP/1.0 client", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", &ResponseOptions{KeepAlive: true},
+			"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n"},
+		{"204 drops length", "HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\n", nil,
+			"HTTP/1.1 204 No Content\r\n\r\n"},
+		{"304 keeps length", "HTTP/1.1 304 Not Modified\r\nContent-Length: 3\r\nETag: \"x\"\r\n\r\n", nil,
+			"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 3\r\n\r\n"},
+		{"101", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n", nil,
+			"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"},
+		{"no reason", "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", nil,
+			"HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var p Parser
+			var r Response
+			if err := p.ParseResponse(&r, []byte(tt.in), false); err != nil {
+				t.Fatal(err)
+			}
+			if got := string(AppendResponse(nil, &r, tt.o)); got != tt.want {
+				t.Errorf("AppendResponse:\ngot  %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestAppendedHeadsParse checks that every forwarded head of the
+// differential seeds parses again with the same framing.
+func TestAppendedHeadsParse(t *testing.T) {
+	for _, s := range requestSeeds() {
+		var p Parser
+		var r, r2 Request
+		if p.ParseRequest(&r, []byte(s)) != nil {
+			continue
+		}
+		out := AppendRequest(nil, &r, &RequestOptions{ClientIP: netip.MustParseAddr("192.0.2.1")})
+		if err := p.ParseRequest(&r2, out); err != nil || r2.HeadLen != len(out) || r2.Framing != r.Framing || r2.ContentLength != r.ContentLength && r.Framing != NoBody {
+			t.Errorf("%q forwarded as %q: %v", s, out, err)
+		}
+	}
+	for _, s := range responseSeeds() {
+		var p Parser
+		var r, r2 Response
+		if p.ParseResponse(&r, []byte(s), false) != nil {
+			continue
+		}
+		out := AppendResponse(nil, &r, nil)
+		if err := p.ParseResponse(&r2, out, false); err != nil || r2.HeadLen != len(out) || r2.Framing != r.Framing || r2.Status != r.Status {
+			t.Errorf("%q forwarded as %q: %v", s, out, err)
+		}
+	}
+}
+
+func TestNoAllocations(t *testing.T) {
+	req := []byte("GET /webtest?action=get_uuid HTTP/1.1\r\nHost: 127.0.0.1:10000\r\nUser-Agent: wrk\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n")
+	res := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+	body := []byte("5\r\nhello\r\n0\r\n\r\n")
+	var p Parser
+	var r Request
+	var s Response
+	var c Chunked
+	o := &RequestOptions{ClientIP: netip.MustParseAddr("10.1.2.3")}
+	dst := make([]byte, 0, 1024)
+	allocs := testing.AllocsPerRun(100, func() {
+		if p.ParseRequest(&r, req) != nil || p.ParseResponse(&s, res, false) != nil {
+			t.Fatal("parse failed")
+		}
+		dst = AppendRequest(dst[:0], &r, o)
+		dst = AppendResponse(dst[:0], &s, nil)
+		c.Reset()
+		if _, done, _ := c.Scan(body); !done {
+			t.Fatal("scan failed")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per request", allocs)
+	}
+}
