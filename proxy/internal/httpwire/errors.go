@@ -48,8 +48,7 @@ var (
 	// The reason phrase holds a control character (stricter: ReadResponse
 	// accepts any byte but LF).
 	ErrReason = &Error{"invalid reason phrase", 400}
-	// A field line without a colon, or the head starts with white space
-	// (textproto: readMIMEHeader, mustHaveFieldNameColon).
+	// A field line without a colon (textproto: mustHaveFieldNameColon).
 	ErrHeaderLine = &Error{"malformed header line", 400}
 	// A field name that is empty or not a token, including white space before
 	// the colon (textproto: canonicalMIMEHeaderKey; server.go: "invalid header
@@ -58,8 +57,10 @@ var (
 	// A field value with a control character other than HTAB, such as NUL or
 	// CR (textproto: validHeaderValueByte; httpguts.ValidHeaderFieldValue).
 	ErrHeaderValue = &Error{"invalid header field value", 400}
-	// A field line continued on the next line (obs-fold) (stricter: textproto
-	// joins continuation lines; RFC 9112 section 5.2 allows rejecting them).
+	// A field line starting with SP or HTAB: a continuation (obs-fold) or
+	// white space before the first field (textproto: "malformed MIME header
+	// initial line"; stricter for continuations, which textproto joins and
+	// RFC 9112 section 5.2 allows rejecting).
 	ErrObsFold = &Error{"obsolete line folding", 400}
 	// An HTTP/1.1 request without Host (server.go: "missing required Host header").
 	ErrMissingHost = &Error{"missing Host header", 400}

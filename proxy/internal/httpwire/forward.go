@@ -6,7 +6,8 @@ import (
 )
 
 // RequestOptions adjust the head AppendRequest writes. The zero value
-// forwards the request as received.
+// forwards the request as received. Target and Host are written as given:
+// the caller makes sure they hold no SP, CR, LF or other control byte.
 type RequestOptions struct {
 	// Target replaces the request-target; nil sends r.Target.
 	Target []byte
