@@ -438,3 +438,20 @@ func TestServiceRulesMergedPerField(t *testing.T) {
 		t.Fatalf("merged rules %+v, want path /api from old, policy least_conn and host from young", got)
 	}
 }
+
+// A request that was already under way when the peer went down does not
+// bring it back by succeeding.
+func TestEarlierSuccessDoesNotEndDownTime(t *testing.T) {
+	clk := &fakeClock{}
+	b := New(WithClock(clk.now))
+	b.Update("test", []Backend{be("a", 1), be("b", 1)})
+	pa := b.Table().Pool(DefaultService).Peers()[0]
+	pa.Begin() // long request
+	pa.Begin()
+	pa.End(true, clk.now()) // max_fails=1: down
+	clk.advance(time.Second)
+	pa.End(false, clk.now()) // the long one succeeds within fail_timeout
+	if pa.Available(clk.now()) {
+		t.Fatal("an earlier request's success brought the peer back within fail_timeout")
+	}
+}

@@ -110,7 +110,7 @@ func (p *Peer) End(failed bool, now int64) {
 		p.fail(now)
 		return
 	}
-	p.succeed()
+	p.succeed(now)
 }
 
 // fail counts a failure within the fail_timeout window; max_fails failures in
@@ -142,10 +142,14 @@ func (p *Peer) fail(now int64) {
 	}
 }
 
-// succeed ends probation: a peer that answers after being down is healthy.
-func (p *Peer) succeed() {
+// succeed ends probation: a peer that answers after its fail_timeout is
+// healthy again. A success before that (a request that was already under
+// way when the peer went down) changes nothing, as in nginx, which resets
+// the count only for a peer checked again after the timeout.
+func (p *Peer) succeed(now int64) {
 	s := p.state
-	if s.downUntil.Load() == 0 {
+	d := s.downUntil.Load()
+	if d == 0 || now < d {
 		return // fast path: nothing to reset (fails in an open window stay counted)
 	}
 	s.mu.Lock()

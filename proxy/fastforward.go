@@ -109,7 +109,7 @@ func (f *forwarding) run() (int, bool) {
 		}
 		c.s.cfg.Log.Debug().Str("service", f.pool.Name()).Str("container", peer.Name).
 			Str("address", peer.Addr).Err(err).Msg("attempt failed")
-		retry := f.replay && (isDialError(err) || f.idempotent)
+		retry := f.replay && (isDialError(err) || isUnread(err) || f.idempotent)
 		if !retry || !f.budgetLeft() {
 			keep := f.finishBody()
 			c.writeError(502, msgAllFailed, f.pool.Name(), !keep)
@@ -333,12 +333,28 @@ func (f *forwarding) attempt(peer *lb.Peer, swallow bool) (status int, keep bool
 	}
 	res, rbuf, err := f.readHead(up)
 	if err != nil && up.canRetryFresh && (errors.Is(err, errPeerClosed) || errors.Is(err, syscall.ECONNRESET)) {
-		// The peer had closed this idle connection: nothing was processed.
-		pool.discard(up)
-		if up, err = f.send(pool, true); err != nil {
-			return 0, false, failedEarly, err
+		// The peer had most likely closed this idle connection just
+		// before the request reached it, but it may also have read the
+		// request and died. An idempotent request is sent again; a
+		// non-idempotent one only when the peer's TCP acknowledged none
+		// of it, and otherwise fails here, not to be retried anywhere.
+		// A peer that has left the table (its container stopped or
+		// died) gets no new connection: the request goes to the next
+		// peer instead, when it may.
+		unread := neverAcknowledged(up.c, len(f.head))
+		if f.idempotent || unread {
+			pool.discard(up)
+			if pool.left() {
+				if unread {
+					err = unreadError{err}
+				}
+				return 0, false, failedEarly, err
+			}
+			if up, err = f.send(pool, true); err != nil {
+				return 0, false, failedEarly, err
+			}
+			res, rbuf, err = f.readHead(up)
 		}
-		res, rbuf, err = f.readHead(up)
 	}
 	if err != nil {
 		pool.discard(up)
@@ -371,10 +387,14 @@ func (f *forwarding) attempt(peer *lb.Peer, swallow bool) (status int, keep bool
 
 // send writes the request to a connection of pool: a reused one first; if
 // that turns out to have been closed by the peer while idle, a new one.
+//
+// A non-idempotent request is not written to an idle connection whose
+// close by the peer has arrived (see upstreamPool.get): once written, it is
+// sent again only when the peer cannot have read it (see attempt).
 func (f *forwarding) send(pool *upstreamPool, fresh bool) (*upConn, error) {
 	req := &f.c.req
 	for ; ; fresh = true {
-		up, err := pool.get(fresh)
+		up, err := pool.get(fresh, !f.idempotent)
 		if err != nil {
 			return nil, err
 		}
@@ -534,6 +554,18 @@ func (f *forwarding) readHead(up *upConn) (*httpwire.Response, *[]byte, error) {
 			return nil, nil, err
 		}
 	}
+}
+
+// unreadError marks a request the peer cannot have read (see
+// neverAcknowledged): like a failed dial, it may go to the next peer
+// whatever its method.
+type unreadError struct{ error }
+
+func (e unreadError) Unwrap() error { return e.error }
+
+func isUnread(err error) bool {
+	var u unreadError
+	return errors.As(err, &u)
 }
 
 // timeoutError marks a peer that did not answer within the response

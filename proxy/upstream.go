@@ -3,6 +3,7 @@ package proxy
 import (
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/wharflb/wharf/lb"
@@ -62,13 +63,22 @@ type upConn struct {
 	idleAt time.Time
 	reused bool
 	// canRetryFresh: the request went out on a reused connection; if the
-	// peer closes it without answering, it had closed it while idle.
+	// peer closes it without answering, it may have closed it while idle
+	// (see forwarding.attempt).
 	canRetryFresh bool
+
+	// For closedByPeer: the connection's raw form and a read callback
+	// made once per connection, so that checking allocates nothing.
+	rc      syscall.RawConn
+	peek    func(fd uintptr) bool
+	peekBuf [1]byte
+	peekErr error
 }
 
 // get returns an idle connection, or a new one when there is none or fresh
-// is set.
-func (p *upstreamPool) get(fresh bool) (*upConn, error) {
+// is set. With check, an idle connection the peer has closed (or sent
+// something on while idle) is closed and skipped instead of returned.
+func (p *upstreamPool) get(fresh, check bool) (*upConn, error) {
 	if !fresh {
 		now := time.Now()
 		p.mu.Lock()
@@ -78,6 +88,11 @@ func (p *upstreamPool) get(fresh bool) (*upConn, error) {
 			p.idle = p.idle[:n-1]
 			if now.Sub(up.idleAt) < upIdleMax {
 				p.mu.Unlock()
+				if check && up.closedByPeer() {
+					up.c.Close()
+					p.mu.Lock()
+					continue
+				}
 				up.reused = true
 				return up, nil
 			}
@@ -92,7 +107,41 @@ func (p *upstreamPool) get(fresh bool) (*upConn, error) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	return &upConn{c: c}, nil
+	up := &upConn{c: c}
+	if sc, ok := c.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			up.rc = rc
+			up.peek = up.peekOnce
+		}
+	}
+	return up, nil
+}
+
+// closedByPeer reports whether the peer closed the idle connection up, or
+// sent something on it unasked, which an idle connection must not carry:
+// a look at the receive queue without waiting finds end-of-file or data.
+// It sees the peer's close as soon as the peer's FIN has arrived: a
+// request written to the connection after that would meet a closed socket,
+// and the failure could not be told from a peer that read it and died.
+func (up *upConn) closedByPeer() bool {
+	if up.rc == nil {
+		return false
+	}
+	up.peekErr = nil
+	if err := up.rc.Read(up.peek); err != nil {
+		return true
+	}
+	return up.peekErr != syscall.EAGAIN
+}
+
+// peekOnce is the RawConn read callback of closedByPeer: it never waits.
+func (up *upConn) peekOnce(fd uintptr) bool {
+	for {
+		_, _, up.peekErr = syscall.Recvfrom(int(fd), up.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		if up.peekErr != syscall.EINTR {
+			return true
+		}
+	}
 }
 
 // put returns a connection after a complete exchange, or closes it when it
@@ -115,6 +164,13 @@ func (p *upstreamPool) put(up *upConn, reuse bool) {
 }
 
 func (p *upstreamPool) discard(up *upConn) { up.c.Close() }
+
+// left reports whether the peer has left the table (ClosePeer).
+func (p *upstreamPool) left() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
 
 func (p *upstreamPool) close() {
 	p.mu.Lock()

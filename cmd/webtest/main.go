@@ -24,9 +24,24 @@
 //	POST /healthz?fail=1      make /healthz answer 503 from now on
 //	POST /healthz?fail=0      make it answer 200 again
 //
-// On SIGTERM or SIGINT webtest stops accepting connections, lets requests in
+// With --record FILE (off by default), webtest also notes which requests
+// reached it, for tests that must prove a request was not sent twice:
+//
+//	/webtest?...&id=ID        ID is appended to FILE as one line when the
+//	                          request arrives, before it is answered
+//	GET /received             the recorded ids, one per line, oldest first
+//
+// FILE survives a SIGKILL and a restart of the container (it lives in the
+// container's writable layer), so the ids a killed server had received can
+// be read after it is started again.
+//
+// On SIGTERM or SIGINT webtest keeps serving for --drain-delay (the time a
+// balancer needs to stop sending it requests: wharf stops at the kill event,
+// within milliseconds), then stops accepting connections, lets requests in
 // flight finish (at most --shutdown-timeout) and exits 0, or 1 if it had to
-// cut requests short.
+// cut requests short. Without the delay, a request that a client sent on a
+// keep-alive connection just as the shutdown began can be dropped by the
+// server unanswered, which the client cannot tell from a crash.
 //
 // "webtest healthcheck [--addr 127.0.0.1:6969]" exits 0 when /healthz at
 // addr answers 200 and 1 otherwise, for a Dockerfile HEALTHCHECK in an image
@@ -66,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", ":6969", "address to serve on")
 	name := fs.String("name", "", "value of the Server field (default: the hostname)")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "how long in-flight requests may finish after SIGTERM")
+	drainDelay := fs.Duration("drain-delay", 500*time.Millisecond, "how long to keep serving after SIGTERM before shutting down")
+	record := fs.String("record", "", "append the id parameter of each /webtest request to this file and list them at GET /received (for tests)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: webtest [flags]\n       webtest healthcheck [--addr HOST:PORT]\n\nflags:\n")
 		fs.PrintDefaults()
@@ -95,8 +112,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error("listen", "err", err)
 		return 1
 	}
+	srv := NewServer(*name)
+	if *record != "" {
+		if err := srv.Record(*record); err != nil {
+			ln.Close()
+			log.Error("record", "err", err)
+			return 1
+		}
+		log = log.With("record", *record)
+	}
 	log.Info("serving", "addr", ln.Addr().String(), "name", *name)
-	if err := serve(ctx, ln, NewServer(*name), *shutdownTimeout); err != nil {
+	if err := serve(ctx, ln, srv, *drainDelay, *shutdownTimeout); err != nil {
 		log.Error("shutdown", "err", err)
 		return 1
 	}
@@ -104,10 +130,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// serve serves h on ln until ctx is done, then stops accepting and waits at
-// most timeout for requests in flight. It returns nil after a complete
-// graceful shutdown.
-func serve(ctx context.Context, ln net.Listener, h http.Handler, timeout time.Duration) error {
+// serve serves h on ln until ctx is done and drain has passed, then stops
+// accepting and waits at most timeout for requests in flight. It returns nil
+// after a complete graceful shutdown.
+func serve(ctx context.Context, ln net.Listener, h http.Handler, drain, timeout time.Duration) error {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -120,6 +146,11 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, timeout time.Du
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-time.After(drain):
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

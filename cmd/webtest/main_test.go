@@ -65,7 +65,7 @@ func TestServeGracefulShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, ln, s, 10*time.Second) }()
+	go func() { done <- serve(ctx, ln, s, 0, 10*time.Second) }()
 
 	inflight := get("http://" + addr + "/webtest?action=get_uuid&delay=1s")
 	select {
@@ -123,7 +123,7 @@ func TestServeShutdownTimeout(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, ln, s, 50*time.Millisecond) }()
+	go func() { done <- serve(ctx, ln, s, 0, 50*time.Millisecond) }()
 
 	inflight := get("http://" + ln.Addr().String() + "/webtest?action=get_uuid&delay=30s")
 	select {
@@ -194,6 +194,7 @@ func TestRunFlags(t *testing.T) {
 		{[]string{"--nope"}, 2},
 		{[]string{"extra"}, 2},
 		{[]string{"--listen", "127.0.0.1:bad"}, 1},
+		{[]string{"--listen", "127.0.0.1:0", "--record", "/nonexistent/dir/received"}, 1},
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer
@@ -212,5 +213,30 @@ func TestRunStopsOnCancel(t *testing.T) {
 	}
 	if !strings.Contains(errOut.String(), `"name":"x"`) {
 		t.Errorf("log %q does not name the server", errOut.String())
+	}
+}
+
+// After SIGTERM webtest keeps answering for its drain delay, so that a
+// balancer can stop sending it requests before it closes connections.
+func TestDrainDelayKeepsServing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, ln, NewServer("w"), 300*time.Millisecond, time.Second) }()
+	cancel()
+	start := time.Now()
+	res, err := http.Get("http://" + ln.Addr().String() + "/webtest?action=get_uuid")
+	if err != nil {
+		t.Fatalf("request during the drain delay: %v", err)
+	}
+	res.Body.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Fatalf("shut down after %v, before the drain delay", d)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -44,6 +46,7 @@ type Server struct {
 	newUUID func() (string, error)
 	failing atomic.Bool
 	mux     *http.ServeMux
+	record  *recorder // nil unless Record was called
 }
 
 // NewServer returns a handler whose answers carry name in their Server field.
@@ -89,6 +92,14 @@ func (s *Server) serveWebtest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if s.record != nil {
+		if id := r.URL.Query().Get("id"); id != "" {
+			if err := s.record.add(id); err != nil {
+				s.writeJSON(w, http.StatusInternalServerError, failure{Message: "record: " + err.Error(), Server: s.name})
+				return
+			}
+		}
+	}
 	start := s.now()
 	if v := r.FormValue("delay"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -190,4 +201,55 @@ func newUUID4() (string, error) {
 	b[23] = '-'
 	hex.Encode(b[24:36], u[10:16])
 	return string(b[:]), nil
+}
+
+// Record makes s note the id query parameter of every GET or POST /webtest
+// request that has one, as a line appended to the file at path, when the
+// request arrives (before any delay, before the answer), and serve the
+// lines at GET /received. The file is created if needed and kept across
+// restarts, so a balancer test can tell which requests reached this server,
+// also when it was killed in the middle of one and started again. It must
+// be called before s serves requests.
+func (s *Server) Record(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	s.record = &recorder{path: path, f: f}
+	s.mux.HandleFunc("/received", s.serveReceived)
+	return nil
+}
+
+// recorder appends ids to a file, one per line. Each id goes out in one
+// write of its own, so a process killed at any moment leaves whole lines.
+type recorder struct {
+	path string
+	mu   sync.Mutex
+	f    *os.File
+}
+
+func (rc *recorder) add(id string) error {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	_, err := rc.f.WriteString(id + "\n")
+	return err
+}
+
+// serveReceived answers GET /received with the recorded ids, one per line,
+// oldest first.
+func (s *Server) serveReceived(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	s.record.mu.Lock()
+	b, err := os.ReadFile(s.record.path)
+	s.record.mu.Unlock()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write(b)
 }

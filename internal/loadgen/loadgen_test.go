@@ -1,0 +1,180 @@
+package loadgen
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// backend answers like webtest and counts the requests it saw, by id.
+type backend struct {
+	mu  sync.Mutex
+	ids map[string]int
+	n   atomic.Int64
+	// hijackEvery, if not zero, makes every n-th request's connection close
+	// without an answer.
+	hijackEvery int64
+}
+
+func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := b.n.Add(1)
+	b.mu.Lock()
+	b.ids[r.URL.Query().Get("id")]++
+	b.mu.Unlock()
+	if b.hijackEvery > 0 && n%b.hijackEvery == 0 {
+		c, _, _ := w.(http.Hijacker).Hijack()
+		c.Close()
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"IsSuccess":true,"Data":"x","Server":"web%d"}`, n%2+1)
+}
+
+func (b *backend) seen(id string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ids[id]
+}
+
+func start(t *testing.T, b *backend) string {
+	t.Helper()
+	b.ids = map[string]int{}
+	ts := httptest.NewServer(b)
+	t.Cleanup(ts.Close)
+	return strings.TrimPrefix(ts.URL, "http://")
+}
+
+func TestBoundedByCount(t *testing.T) {
+	b := &backend{}
+	addr := start(t, b)
+	r, err := Start(Config{Addr: addr, Method: "POST", Target: "/webtest?action=get_uuid", Body: "a=1",
+		IDPrefix: "t", Duration: time.Minute, MaxRequests: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !r.Bounded() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	rs := r.Stop()
+	if !r.Bounded() {
+		t.Fatal("the run did not stop by itself after MaxRequests")
+	}
+	s := Summarize(rs)
+	if s.Sent != 500 || s.Failed != 0 || b.n.Load() != 500 {
+		t.Fatalf("%v, backend saw %d; want 500 sent, 0 failed, 500 seen", s, b.n.Load())
+	}
+	if s.PerServer["web1"] != 250 || s.PerServer["web2"] != 250 {
+		t.Errorf("per server %v, want 250 each", s.PerServer)
+	}
+	seen := map[string]bool{}
+	for i, res := range rs {
+		if res.ID == "" || seen[res.ID] || b.seen(res.ID) != 1 {
+			t.Fatalf("result %d: id %q (seen before %v, backend saw it %d times)", i, res.ID, seen[res.ID], b.seen(res.ID))
+		}
+		seen[res.ID] = true
+		if i > 0 && res.Start.Before(rs[i-1].Start) {
+			t.Fatalf("results not in the order sent at %d", i)
+		}
+	}
+}
+
+func TestBoundedByTime(t *testing.T) {
+	addr := start(t, &backend{})
+	r, err := Start(Config{Addr: addr, Target: "/", Duration: 200 * time.Millisecond, MaxRequests: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !r.Bounded() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !r.Bounded() {
+		t.Fatal("the run did not stop by itself after Duration")
+	}
+	if s := Summarize(r.Stop()); s.Sent == 0 || s.Failed != 0 {
+		t.Fatalf("%v", s)
+	}
+}
+
+// TestBrokenConnectionIsAFailure checks that a request whose connection
+// closes without an answer is recorded as failed and not sent again.
+func TestBrokenConnectionIsAFailure(t *testing.T) {
+	b := &backend{hijackEvery: 10}
+	addr := start(t, b)
+	r, err := Start(Config{Addr: addr, Target: "/webtest", IDPrefix: "g", Concurrency: 2, Duration: time.Minute, MaxRequests: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for !r.Bounded() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	rs := r.Stop()
+	s := Summarize(rs)
+	if s.Sent != 200 || s.Failed != 20 || b.n.Load() != 200 {
+		t.Fatalf("%v, backend saw %d; want 200 sent, 20 failed, 200 seen", s, b.n.Load())
+	}
+	for _, res := range rs {
+		if !res.OK() && (res.Err == "" || b.seen(res.ID) != 1) {
+			t.Errorf("failed request %+v: want an error and one arrival", res)
+		}
+	}
+}
+
+func TestStopAndRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	r, err := Start(Config{Addr: addr, Target: "/", Duration: time.Minute, MaxRequests: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	rs := r.Stop()
+	if r.Bounded() {
+		t.Error("Bounded after Stop")
+	}
+	s := Summarize(rs)
+	if s.Sent == 0 || s.Failed != s.Sent || !strings.Contains(rs[0].Err, "refused") {
+		t.Fatalf("%v, first %+v; want every request failed with connection refused", s, rs[0])
+	}
+	if _, err := Start(Config{Addr: addr, Target: "/"}); err == nil {
+		t.Error("Start without bounds succeeded")
+	}
+}
+
+func TestOldestInFlight(t *testing.T) {
+	release := make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		fmt.Fprint(w, `{"IsSuccess":true,"Server":"slow"}`)
+	}))
+	defer ts.Close()
+	before := time.Now()
+	r, err := Start(Config{Addr: strings.TrimPrefix(ts.URL, "http://"), Target: "/", Concurrency: 2,
+		Duration: time.Minute, MaxRequests: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for r.OldestInFlight().IsZero() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if o := r.OldestInFlight(); o.Before(before) || o.After(time.Now()) {
+		t.Fatalf("oldest in flight %v, want a time since the start", o)
+	}
+	close(release)
+	rs := r.Stop()
+	if s := Summarize(rs); s.Sent != 2 || s.Failed != 0 || !r.OldestInFlight().IsZero() {
+		t.Fatalf("%v, oldest in flight %v after Stop", s, r.OldestInFlight())
+	}
+}
