@@ -77,7 +77,11 @@ func TestStreamFaults(t *testing.T) {
 			for round := 1; round <= rounds; round++ {
 				// Something happened just before the fault: events a
 				// resubscription could replay.
+				// Wait for each to take effect, so that the fault does not
+				// meet the pause still on its way (then a is rightly out
+				// until its port answers again).
 				a.Pause()
+				h.rec.waitIn(t, a.ID, false, routeTimeout)
 				a.Unpause()
 				h.rec.waitIn(t, a.ID, true, routeTimeout)
 				n0 := h.rec.count()
