@@ -248,22 +248,33 @@ func TestDiscoveryEndToEnd(t *testing.T) {
 	})
 
 	t.Run("metrics", func(t *testing.T) {
-		res, err := http.Get(in.admin + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		text := string(b)
-		for _, want := range []string{
+		want := []string{
 			"wharf_engine_connected 1\n",
 			"wharf_discovery_resyncs_total 1\n",
 			fmt.Sprintf(`wharf_peer_attempts_total{address="%s:6969",code="2xx",container="%s",service="default"} 500`, b1.IP(netName), b1.Name),
 			`wharf_requests_total{code="2xx",service="default"} 700`,
-		} {
-			if !strings.Contains(text, want) {
-				t.Errorf("/metrics lacks %s", want)
+		}
+		// The counters are updated just after each answer went out.
+		var missing []string
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			res, err := http.Get(in.admin + "/metrics")
+			if err != nil {
+				t.Fatal(err)
 			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			missing = missing[:0]
+			for _, w := range want {
+				if !strings.Contains(string(b), w) {
+					missing = append(missing, w)
+				}
+			}
+			if len(missing) == 0 || time.Now().After(deadline) {
+				break
+			}
+		}
+		for _, w := range missing {
+			t.Errorf("/metrics lacks %s", w)
 		}
 	})
 

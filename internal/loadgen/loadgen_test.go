@@ -174,7 +174,8 @@ func TestOldestInFlight(t *testing.T) {
 	}
 	close(release)
 	rs := r.Stop()
-	if s := Summarize(rs); s.Sent != 2 || s.Failed != 0 || !r.OldestInFlight().IsZero() {
+	// The second worker may not have sent its request before Stop.
+	if s := Summarize(rs); s.Sent < 1 || s.Sent > 2 || s.Failed != 0 || !r.OldestInFlight().IsZero() {
 		t.Fatalf("%v, oldest in flight %v after Stop", s, r.OldestInFlight())
 	}
 }
