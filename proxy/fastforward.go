@@ -62,7 +62,7 @@ var (
 // and whether the client connection can carry another request.
 func (f *forwarding) run() (int, bool) {
 	c, req := f.c, &f.c.req
-	f.idempotent, f.isHead = idempotentBytes(req.Method), string(req.Method) == "HEAD"
+	f.idempotent, f.isHead = idempotent(bstring(req.Method)), string(req.Method) == "HEAD"
 	if err := f.prepare(); err != nil {
 		if errors.Is(err, errBadChunked) {
 			c.writeError(400, msgBadRequest+": "+err.Error(), f.pool.Name(), true)
@@ -109,8 +109,7 @@ func (f *forwarding) run() (int, bool) {
 		}
 		c.s.cfg.Log.Debug().Str("service", f.pool.Name()).Str("container", peer.Name).
 			Str("address", peer.Addr).Err(err).Msg("attempt failed")
-		retry := f.replay && (isDialError(err) || isUnread(err) || f.idempotent)
-		if !retry || !f.budgetLeft() {
+		if !mayRetry(err, f.idempotent, f.replay) || !f.budgetLeft() {
 			keep := f.finishBody()
 			c.writeError(502, msgAllFailed, f.pool.Name(), !keep)
 			return 502, keep
@@ -118,20 +117,7 @@ func (f *forwarding) run() (int, bool) {
 	}
 }
 
-func (f *forwarding) budgetLeft() bool {
-	if n := f.c.s.cfg.NextUpstreamTries; n > 0 && len(f.tried) >= n {
-		return false
-	}
-	return f.deadline.IsZero() || time.Now().Before(f.deadline)
-}
-
-func idempotentBytes(m []byte) bool {
-	switch string(m) {
-	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
-		return true
-	}
-	return false
-}
+func (f *forwarding) budgetLeft() bool { return f.c.s.cfg.budgetLeft(len(f.tried), f.deadline) }
 
 // prepare builds the upstream request head and, when the body is small
 // enough, reads all of it so that it can be replayed; it consumes the head

@@ -135,7 +135,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, pool *lb.Pool) (
 			return http.StatusBadGateway, tried
 		}
 		tried = append(tried, peer)
-		budget := h.budgetLeft(tried, deadline)
+		budget := h.cfg.budgetLeft(len(tried), deadline)
 		swallow := budget && replayable && idempotent(r.Method) && hasUntried(pool, tried)
 		*a = attempt{peer: peer, pool: pool, swallowStatus: swallow}
 
@@ -155,7 +155,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, pool *lb.Pool) (
 		}
 		h.cfg.Log.Debug().Str("service", pool.Name()).Str("container", peer.Name).
 			Str("address", peer.Addr).Err(a.err).Msg("attempt failed")
-		if !h.budgetLeft(tried, deadline) || !h.mayRetry(a.err, r.Method, replayable) {
+		if !h.cfg.budgetLeft(len(tried), deadline) || !mayRetry(a.err, idempotent(r.Method), replayable) {
 			writeError(w, http.StatusBadGateway, msgAllFailed, pool.Name())
 			return http.StatusBadGateway, tried
 		}
@@ -221,15 +221,6 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, a *attempt) {
 	h.rp.ServeHTTP(w, r)
 }
 
-// budgetLeft reports whether --next-upstream-tries and
-// --next-upstream-timeout allow another attempt after the ones in tried.
-func (h *Handler) budgetLeft(tried []*lb.Peer, deadline time.Time) bool {
-	if h.cfg.NextUpstreamTries > 0 && len(tried) >= h.cfg.NextUpstreamTries {
-		return false
-	}
-	return deadline.IsZero() || time.Now().Before(deadline)
-}
-
 // hasUntried reports whether any peer of pool was not tried yet.
 func hasUntried(pool *lb.Pool, tried []*lb.Peer) bool {
 	now := pool.Now()
@@ -248,20 +239,6 @@ func contains(list []*lb.Peer, p *lb.Peer) bool {
 		}
 	}
 	return false
-}
-
-// mayRetry is the one place that decides whether a failed attempt may be
-// sent to another peer. A request that never reached the peer (the dial
-// failed) may always go elsewhere, if its body can be sent again; anything
-// else only when the method is idempotent.
-func (h *Handler) mayRetry(err error, method string, replayable bool) bool {
-	if !replayable {
-		return false
-	}
-	if isDialError(err) {
-		return true
-	}
-	return idempotent(method)
 }
 
 func isDialError(err error) bool {

@@ -91,6 +91,24 @@ func (c *Config) retryStatus(code int) bool {
 	return false
 }
 
+// budgetLeft reports whether --next-upstream-tries and
+// --next-upstream-timeout allow another attempt after the first attempts.
+func (c *Config) budgetLeft(attempts int, deadline time.Time) bool {
+	if c.NextUpstreamTries > 0 && attempts >= c.NextUpstreamTries {
+		return false
+	}
+	return deadline.IsZero() || time.Now().Before(deadline)
+}
+
+// mayRetry is the one place, for both engines, that decides whether a
+// failed attempt may be sent to another peer: only when its body can be
+// sent again, and then always when the request cannot have reached the
+// peer (the dial failed, or the peer's TCP acknowledged none of it), and
+// otherwise only when the method is idempotent.
+func mayRetry(err error, idempotent, replayable bool) bool {
+	return replayable && (idempotent || isDialError(err) || isUnread(err))
+}
+
 // idempotent reports whether a request with this method may be sent again
 // after it possibly reached a peer (RFC 9110 section 9.2.2).
 func idempotent(method string) bool {
