@@ -52,8 +52,6 @@ func (p *Peer) Available(now int64) bool {
 	return (d == 0 || now >= d) && !p.state.checkFailing.Load()
 }
 
-// CheckFailing reports whether the active health check holds the peer out.
-func (p *Peer) CheckFailing() bool { return p.state.checkFailing.Load() }
 
 // InFlight is the number of requests currently forwarded to the peer.
 func (p *Peer) InFlight() int64 { return p.state.inflight.Load() }
@@ -67,17 +65,6 @@ func (p *Peer) Failures() uint64 { return p.state.failures.Load() }
 // DownUntil returns when passive health lets the peer back in, or the zero
 // time when it is available.
 func (p *Peer) DownUntil() int64 { return p.state.downUntil.Load() }
-
-// Service is the name of the pool the peer belongs to.
-func (p *Peer) ServiceName() string { return p.pool.name }
-
-// Attachment returns the value stored with AttachOnce, or nil.
-func (p *Peer) Attachment() any {
-	if v := p.state.attached.Load(); v != nil {
-		return *v
-	}
-	return nil
-}
 
 // AttachOnce stores the value made by mk with the peer's runtime state unless
 // one is stored already, and returns the stored value. The proxy keeps its
