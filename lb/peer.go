@@ -52,7 +52,6 @@ func (p *Peer) Available(now int64) bool {
 	return (d == 0 || now >= d) && !p.state.checkFailing.Load()
 }
 
-
 // InFlight is the number of requests currently forwarded to the peer.
 func (p *Peer) InFlight() int64 { return p.state.inflight.Load() }
 
