@@ -176,6 +176,7 @@ func (s *FastServer) newConn(c net.Conn) *fastConn {
 	}
 	fc := &fastConn{s: s, c: c, rc: rc}
 	fc.readFn = fc.readOnce
+	fc.sock.init(rc)
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
 		fc.clientIP = ap.Addr().Unmap()
 	}
@@ -197,29 +198,65 @@ func (s *FastServer) forget(c *fastConn) {
 	s.mu.Unlock()
 }
 
-// fastConn is one client connection, served by one goroutine.
+// fastConn is one client connection, served by one goroutine. While it
+// waits for a request it holds no buffer and no exchange state, only what
+// identifies the connection: that is what keeps an idle connection small.
 type fastConn struct {
 	s        *FastServer
 	c        net.Conn
 	rc       syscall.RawConn
+	sock     sockIO // writes to the client
 	clientIP netip.Addr
 	idle     atomic.Bool // waiting for a request: Shutdown may close it
 
 	readFn func(fd uintptr) bool
 	nread  int
 	rerr   error
+	rdl    time.Time // the read deadline set on c (see setReadDeadline)
 
-	in     *[]byte // request bytes; nil while idle
-	r, w   int     // in[r:w] is received and not yet used
+	in   *[]byte // request bytes; nil while idle
+	r, w int     // in[r:w] is received and not yet used
+	out  *[]byte // head being written, response buffer; nil while idle
+	x    *exchangeState
+}
+
+// exchangeState is what one request needs beyond its buffers; a
+// connection takes one when a request begins and gives it back when it
+// goes idle.
+type exchangeState struct {
 	parser httpwire.Parser
 	req    httpwire.Request
 
-	out     *[]byte // head being written, response buffer
-	target  []byte  // scratch for a rewritten request-target
+	target  []byte // scratch for a rewritten request-target
 	hashBuf [64]byte
 
 	logMethod, logPath, logHost string // for the access log only
 	tried                       [8]*lb.Peer
+}
+
+var exchangeStates = sync.Pool{New: func() any { return new(exchangeState) }}
+
+// state returns the connection's exchange state, taking one if it holds
+// none.
+func (c *fastConn) state() *exchangeState {
+	if c.x == nil {
+		c.x = exchangeStates.Get().(*exchangeState)
+	}
+	return c.x
+}
+
+// putState gives the exchange state back.
+func (c *fastConn) putState() {
+	x := c.x
+	if x == nil {
+		return
+	}
+	c.x = nil
+	x.parser.Reset()
+	x.req.Headers = x.req.Headers[:0]
+	x.logMethod, x.logPath, x.logHost = "", "", ""
+	clear(x.tried[:])
+	exchangeStates.Put(x)
 }
 
 // fill reads more bytes into c.in[c.w:], taking a buffer first if the
@@ -240,6 +277,32 @@ func (c *fastConn) fill() error {
 	return nil
 }
 
+// deadlineSlack is how far a read deadline may lag behind the time it
+// stands for. Moving a deadline costs a runtime timer update; moving it at
+// most once a second instead of at every request makes an idle timeout
+// take between d and d+deadlineSlack, as nginx's timers are coarse too.
+const deadlineSlack = time.Second
+
+// setReadDeadline makes c's read deadline d from now, give or take
+// deadlineSlack, touching the runtime's timer only when the deadline set
+// is too early by more than the slack, or too late.
+func (c *fastConn) setReadDeadline(d time.Duration) {
+	c.rdl = setLazyDeadline(c.c, c.rdl, d)
+}
+
+// setLazyDeadline sets a read deadline on conn d from now unless the one
+// set (set) is already within [now+d, now+d+deadlineSlack]; it returns the
+// deadline now in force.
+func setLazyDeadline(conn net.Conn, set time.Time, d time.Duration) time.Time {
+	want := time.Now().Add(d)
+	if !set.IsZero() && !set.Before(want) && set.Sub(want) <= deadlineSlack {
+		return set
+	}
+	want = want.Add(deadlineSlack)
+	conn.SetReadDeadline(want)
+	return want
+}
+
 // readOnce is the RawConn read callback (made once per connection as
 // c.readFn, so that waiting allocates nothing): it reads if data is there,
 // and otherwise gives a buffer that holds nothing back before the wait.
@@ -249,8 +312,14 @@ func (c *fastConn) readOnce(fd uintptr) bool {
 		c.r, c.w = 0, 0
 	}
 	for {
-		c.nread, c.rerr = syscall.Read(int(fd), (*c.in)[c.w:])
-		if c.rerr != syscall.EINTR {
+		var errno syscall.Errno
+		c.nread, errno = recv(int(fd), (*c.in)[c.w:])
+		if errno == 0 {
+			c.rerr = nil
+			break
+		}
+		c.rerr = errno
+		if errno != syscall.EINTR {
 			break
 		}
 	}
@@ -284,6 +353,7 @@ func (c *fastConn) compact(grow bool) {
 // releaseIdle gives the buffers back between requests, so that an idle
 // connection holds none.
 func (c *fastConn) releaseIdle() {
+	c.putState()
 	if c.in != nil && c.r == c.w {
 		putBuf(c.in)
 		c.in = nil
@@ -297,6 +367,7 @@ func (c *fastConn) releaseIdle() {
 
 func (c *fastConn) close() {
 	c.c.Close()
+	c.putState()
 	if c.in != nil {
 		putBuf(c.in)
 		c.in = nil
@@ -325,7 +396,6 @@ func (c *fastConn) serve() {
 		}
 		c.idle.Store(false)
 		keep := c.exchange()
-		c.parser.Reset()
 		if !keep || c.s.shutdown.Load() {
 			return
 		}
@@ -338,13 +408,14 @@ func (c *fastConn) readHead() error {
 	first := true
 	for {
 		if c.in != nil && c.w > c.r {
+			x := c.state()
 			// Tolerate the CRLF some clients send after a POST body.
 			if k := httpwire.LeadingCRLF((*c.in)[c.r:c.w]); k > 0 {
 				c.r += k
-				c.parser.Reset()
+				x.parser.Reset()
 				continue
 			}
-			err := c.parser.ParseRequest(&c.req, (*c.in)[c.r:c.w])
+			err := x.parser.ParseRequest(&x.req, (*c.in)[c.r:c.w])
 			if err == nil {
 				return nil
 			}
@@ -363,7 +434,7 @@ func (c *fastConn) readHead() error {
 			if c.in != nil && c.w > c.r {
 				wait = headerWait
 			}
-			c.c.SetReadDeadline(time.Now().Add(wait))
+			c.setReadDeadline(wait)
 			first = false
 		}
 		if err := c.fill(); err != nil {
@@ -373,14 +444,15 @@ func (c *fastConn) readHead() error {
 	}
 }
 
-// exchange routes and forwards the request in c.req and reports whether
+// exchange routes and forwards the request in c.x.req and reports whether
 // the client connection may carry another request.
 func (c *fastConn) exchange() bool {
 	start := time.Now()
-	req := &c.req
+	x := c.x
+	req := &x.req
 	if c.s.cfg.AccessLog {
 		// Copied now: the head's bytes may be overwritten by the body.
-		c.logMethod, c.logPath, c.logHost = string(req.Method), string(pathOnly(req.Path)), string(req.Host)
+		x.logMethod, x.logPath, x.logHost = string(req.Method), string(pathOnly(req.Path)), string(req.Host)
 	}
 	host, path := req.Host, req.Path
 	pool := c.s.router.Route(bstring(host), bstring(pathOnly(path)))
@@ -422,7 +494,7 @@ func isConnect(m []byte) bool { return string(m) == "CONNECT" }
 // discardBody consumes a request body that will not be forwarded, so the
 // connection can carry the next request; it reports whether it could.
 func (c *fastConn) discardBody() bool {
-	req := &c.req
+	req := &c.x.req
 	c.r += req.HeadLen
 	switch req.Framing {
 	case httpwire.ByLength:
@@ -456,7 +528,7 @@ func (c *fastConn) writeError(status int, msg, service string, closeConn bool) {
 	}
 	b := appendErrorResponse((*c.out)[:0], status, msg, service, closeConn)
 	c.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	c.c.Write(b)
+	c.sock.Write(b)
 	c.c.SetWriteDeadline(time.Time{})
 }
 
@@ -464,8 +536,9 @@ func (c *fastConn) accessLog(pool *lb.Pool, status int, tried []*lb.Peer, start 
 	if !c.s.cfg.AccessLog {
 		return
 	}
-	ev := c.s.cfg.Log.Info().Str("method", c.logMethod).Str("path", c.logPath).
-		Int("status", status).Str("client", c.c.RemoteAddr().String()).Str("host", c.logHost).
+	x := c.x
+	ev := c.s.cfg.Log.Info().Str("method", x.logMethod).Str("path", x.logPath).
+		Int("status", status).Str("client", c.c.RemoteAddr().String()).Str("host", x.logHost).
 		Int("attempts", len(tried)).Dur("duration", time.Since(start))
 	if pool != nil {
 		ev = ev.Str("service", pool.Name())

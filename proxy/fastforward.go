@@ -61,7 +61,7 @@ var (
 // run makes the attempts; it returns the status the client got (0 if none)
 // and whether the client connection can carry another request.
 func (f *forwarding) run() (int, bool) {
-	c, req := f.c, &f.c.req
+	c, req := f.c, &f.c.x.req
 	f.idempotent, f.isHead = idempotent(bstring(req.Method)), string(req.Method) == "HEAD"
 	if err := f.prepare(); err != nil {
 		if errors.Is(err, errBadChunked) {
@@ -75,9 +75,9 @@ func (f *forwarding) run() (int, bool) {
 	}
 	var hash uint64
 	if f.pool.Policy() == lb.IPHash {
-		hash = lb.HashClientBytes(c.clientIP.AppendTo(c.hashBuf[:0]))
+		hash = lb.HashClientBytes(c.clientIP.AppendTo(c.x.hashBuf[:0]))
 	}
-	f.tried = c.tried[:0]
+	f.tried = c.x.tried[:0]
 	for {
 		now := f.pool.Now()
 		peer := f.pool.Pick(now, hash, f.tried)
@@ -123,7 +123,7 @@ func (f *forwarding) budgetLeft() bool { return f.c.s.cfg.budgetLeft(len(f.tried
 // enough, reads all of it so that it can be replayed; it consumes the head
 // from c.in.
 func (f *forwarding) prepare() error {
-	c, req := f.c, &f.c.req
+	c, req := f.c, &f.c.x.req
 	if c.out == nil {
 		c.out = getBuf()
 	}
@@ -144,7 +144,7 @@ func (f *forwarding) prepare() error {
 	if req.ExpectContinue && req.Framing != httpwire.NoBody && c.w == c.r {
 		// Answer the client's Expect ourselves, as nginx does: the body
 		// must be read before a peer is chosen, to be replayable.
-		if _, err := c.c.Write(continue100); err != nil {
+		if _, err := c.sock.Write(continue100); err != nil {
 			return err
 		}
 	}
@@ -195,7 +195,7 @@ var continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 // target is the request-target sent upstream: origin-form, with the
 // service's prefix removed when lb.path.strip is set.
 func (f *forwarding) target() []byte {
-	p := f.c.req.Path
+	p := f.c.x.req.Path
 	if len(p) == 0 {
 		return []byte("/")
 	}
@@ -208,12 +208,12 @@ func (f *forwarding) target() []byte {
 		prefix = prefix[:len(prefix)-1]
 	}
 	rest := p[min(len(prefix), len(p)):]
-	t := f.c.target[:0]
+	t := f.c.x.target[:0]
 	if len(rest) == 0 || rest[0] != '/' {
 		t = append(t, '/')
 	}
 	t = append(t, rest...)
-	f.c.target = t
+	f.c.x.target = t
 	return t
 }
 
@@ -259,7 +259,7 @@ func (c *fastConn) more() error {
 // finishBody reads the rest of a request body that was not sent, so the
 // connection can carry the next request; it reports whether it did.
 func (f *forwarding) finishBody() bool {
-	c, req := f.c, &f.c.req
+	c, req := f.c, &f.c.x.req
 	if req.Close {
 		return false
 	}
@@ -378,13 +378,13 @@ func (f *forwarding) attempt(peer *lb.Peer, swallow bool) (status int, keep bool
 // close by the peer has arrived (see upstreamPool.get): once written, it is
 // sent again only when the peer cannot have read it (see attempt).
 func (f *forwarding) send(pool *upstreamPool, fresh bool) (*upConn, error) {
-	req := &f.c.req
+	req := &f.c.x.req
 	for ; ; fresh = true {
 		up, err := pool.get(fresh, !f.idempotent)
 		if err != nil {
 			return nil, err
 		}
-		_, err = up.c.Write(f.head)
+		_, err = up.sock.Write(f.head)
 		if err != nil {
 			pool.discard(up)
 			if up.reused && !fresh && f.replay {
@@ -413,7 +413,7 @@ func (f *forwarding) send(pool *upstreamPool, fresh bool) (*upConn, error) {
 
 func (f *forwarding) streamLength(up *upConn) error {
 	c := f.c
-	left := f.c.req.ContentLength
+	left := f.c.x.req.ContentLength
 	for left > 0 {
 		if c.w == c.r {
 			c.r, c.w = 0, 0
@@ -422,7 +422,7 @@ func (f *forwarding) streamLength(up *upConn) error {
 			}
 		}
 		k := min(int64(c.w-c.r), left)
-		if _, err := up.c.Write((*c.in)[c.r : c.r+int(k)]); err != nil {
+		if _, err := up.sock.Write((*c.in)[c.r : c.r+int(k)]); err != nil {
 			return err
 		}
 		c.r += int(k)
@@ -435,7 +435,7 @@ func (f *forwarding) streamLength(up *upConn) error {
 func (f *forwarding) streamChunks(up *upConn) error {
 	c := f.c
 	// The scanner has seen f.bodyIn bytes already.
-	if _, err := up.c.Write((*c.in)[c.r : c.r+f.bodyIn]); err != nil {
+	if _, err := up.sock.Write((*c.in)[c.r : c.r+f.bodyIn]); err != nil {
 		return err
 	}
 	c.r += f.bodyIn
@@ -450,7 +450,7 @@ func (f *forwarding) streamChunks(up *upConn) error {
 		if err != nil {
 			return errBadChunked
 		}
-		if _, err := up.c.Write((*c.in)[c.r : c.r+n]); err != nil {
+		if _, err := up.sock.Write((*c.in)[c.r : c.r+n]); err != nil {
 			return err
 		}
 		c.r += n
@@ -468,8 +468,7 @@ func (f *forwarding) readHead(up *upConn) (*httpwire.Response, *[]byte, error) {
 	rbuf := getBuf()
 	r, w := 0, 0
 	up.parser.Reset()
-	up.c.SetReadDeadline(time.Now().Add(c.s.cfg.responseHeaderTimeout()))
-	defer up.c.SetReadDeadline(time.Time{})
+	up.rdl = setLazyDeadline(up.c, up.rdl, c.s.cfg.responseHeaderTimeout())
 	isHead := f.isHead
 	for {
 		if w > r {
@@ -482,7 +481,7 @@ func (f *forwarding) readHead(up *upConn) (*httpwire.Response, *[]byte, error) {
 						// request, which a retry would need.
 						ib := getBuf()
 						b := httpwire.AppendResponse((*ib)[:0], res, nil)
-						_, err := c.c.Write(b)
+						_, err := c.sock.Write(b)
 						putBuf(ib)
 						f.sentInterim = true
 						if err != nil {
@@ -526,7 +525,7 @@ func (f *forwarding) readHead(up *upConn) (*httpwire.Response, *[]byte, error) {
 				}
 			}
 		}
-		n, err := up.c.Read((*rbuf)[w:])
+		n, err := up.sock.Read((*rbuf)[w:])
 		w += n
 		if err != nil && n == 0 {
 			putBuf(rbuf)
@@ -565,7 +564,7 @@ func (e timeoutError) Unwrap() error { return e.error }
 // may carry another request, and brokenAnswer or clientGone when the
 // exchange broke off.
 func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Response, rbuf *[]byte) (bool, outcome) {
-	c, req := f.c, &f.c.req
+	c, req := f.c, &f.c.x.req
 	defer putBuf(rbuf)
 	if res.Status == 101 && res.Upgrade != nil && req.Upgrade != nil {
 		f.tunnel(up, pool, res, rbuf)
@@ -589,7 +588,7 @@ func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Respons
 	switch {
 	case res.Framing == httpwire.NoBody:
 		reuse = reuse && len(body) == 0
-		if _, err := c.c.Write(out); err != nil {
+		if _, err := c.sock.Write(out); err != nil {
 			pool.put(up, reuse)
 			return false, clientGone
 		}
@@ -598,14 +597,17 @@ func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Respons
 		first := min(int64(len(body)), n)
 		reuse = reuse && int64(len(body)) <= n
 		out = append(out, body[:first]...)
-		if _, err := c.c.Write(out); err != nil {
+		if _, err := c.sock.Write(out); err != nil {
 			pool.discard(up)
 			return false, clientGone
 		}
+		if n > first {
+			up.clearDeadline()
+		}
 		for left := n - first; left > 0; {
-			k, err := up.c.Read((*rbuf)[:min(int64(len(*rbuf)), left)])
+			k, err := up.sock.Read((*rbuf)[:min(int64(len(*rbuf)), left)])
 			if k > 0 {
-				if _, werr := c.c.Write((*rbuf)[:k]); werr != nil {
+				if _, werr := c.sock.Write((*rbuf)[:k]); werr != nil {
 					pool.discard(up)
 					return false, clientGone
 				}
@@ -627,12 +629,15 @@ func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Respons
 		}
 		reuse = reuse && n == len(body)
 		out = append(out, body[:n]...)
-		if _, err := c.c.Write(out); err != nil {
+		if _, err := c.sock.Write(out); err != nil {
 			pool.discard(up)
 			return false, clientGone
 		}
+		if !done {
+			up.clearDeadline()
+		}
 		for !done {
-			k, rerr := up.c.Read(*rbuf)
+			k, rerr := up.sock.Read(*rbuf)
 			if k > 0 {
 				var serr error
 				n, done, serr = ch.Scan((*rbuf)[:k])
@@ -641,7 +646,7 @@ func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Respons
 					return false, brokenAnswer
 				}
 				reuse = reuse && n == k
-				if _, werr := c.c.Write((*rbuf)[:n]); werr != nil {
+				if _, werr := c.sock.Write((*rbuf)[:n]); werr != nil {
 					pool.discard(up)
 					return false, clientGone
 				}
@@ -653,11 +658,12 @@ func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Respons
 		}
 	case res.Framing == httpwire.ByClose:
 		out = append(out, body...)
-		if _, err := c.c.Write(out); err != nil {
+		if _, err := c.sock.Write(out); err != nil {
 			pool.discard(up)
 			return false, clientGone
 		}
-		_, err := io.CopyBuffer(writerOnly{c.c}, readerOnly{up.c}, *rbuf)
+		up.clearDeadline()
+		_, err := io.CopyBuffer(writerOnly{&c.sock}, readerOnly{&up.sock}, *rbuf)
 		pool.discard(up)
 		if err != nil {
 			return false, brokenAnswer
@@ -675,7 +681,8 @@ func (f *forwarding) finishBodyIfDone() bool { return f.bodyDone }
 func (f *forwarding) relayUnchunked(up *upConn, pool *upstreamPool, head, body []byte, rbuf *[]byte) outcome {
 	c := f.c
 	defer pool.discard(up)
-	if _, err := c.c.Write(head); err != nil {
+	up.clearDeadline()
+	if _, err := c.sock.Write(head); err != nil {
 		return clientGone
 	}
 	var ch httpwire.Chunked
@@ -687,7 +694,7 @@ func (f *forwarding) relayUnchunked(up *upConn, pool *upstreamPool, head, body [
 				return brokenAnswer
 			}
 			if len(data) > 0 {
-				if _, err := c.c.Write(data); err != nil {
+				if _, err := c.sock.Write(data); err != nil {
 					return clientGone
 				}
 			}
@@ -696,7 +703,7 @@ func (f *forwarding) relayUnchunked(up *upConn, pool *upstreamPool, head, body [
 				return answered
 			}
 		}
-		k, err := up.c.Read(*rbuf)
+		k, err := up.sock.Read(*rbuf)
 		if k == 0 && err != nil {
 			return brokenAnswer
 		}
@@ -711,16 +718,18 @@ func (f *forwarding) tunnel(up *upConn, pool *upstreamPool, res *httpwire.Respon
 	defer pool.discard(up)
 	out := httpwire.AppendResponse((*c.out)[:0], res, nil)
 	out = append(out, (*rbuf)[res.HeadLen:up.rw]...)
-	if _, err := c.c.Write(out); err != nil {
+	if _, err := c.sock.Write(out); err != nil {
 		return
 	}
 	if c.w > c.r {
-		if _, err := up.c.Write((*c.in)[c.r:c.w]); err != nil {
+		if _, err := up.sock.Write((*c.in)[c.r:c.w]); err != nil {
 			return
 		}
 		c.r = c.w
 	}
 	c.c.SetReadDeadline(time.Time{})
+	c.rdl = time.Time{}
+	up.clearDeadline()
 	errc := make(chan error, 1)
 	go func() {
 		_, err := io.Copy(writerOnly{up.c}, readerOnly{c.c})

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"net"
 	"sync"
 	"syscall"
@@ -57,6 +58,8 @@ type upstreamPool struct {
 // upConn is one connection to a peer, used by one exchange at a time.
 type upConn struct {
 	c      net.Conn
+	sock   sockIO
+	rdl    time.Time // the read deadline set on c (see setLazyDeadline)
 	parser httpwire.Parser
 	resp   httpwire.Response
 	rw     int // bytes of the response buffer filled by readHead
@@ -88,6 +91,11 @@ func (p *upstreamPool) get(fresh, check bool) (*upConn, error) {
 			p.idle = p.idle[:n-1]
 			if now.Sub(up.idleAt) < upIdleMax {
 				p.mu.Unlock()
+				if !up.rdl.IsZero() && !now.Before(up.rdl) {
+					// The response header deadline of its last exchange
+					// passed while it was idle.
+					up.clearDeadline()
+				}
 				if check && up.closedByPeer() {
 					up.c.Close()
 					p.mu.Lock()
@@ -112,9 +120,25 @@ func (p *upstreamPool) get(fresh, check bool) (*upConn, error) {
 		if rc, err := sc.SyscallConn(); err == nil {
 			up.rc = rc
 			up.peek = up.peekOnce
+			up.sock.init(rc)
 		}
 	}
+	if up.rc == nil {
+		c.Close()
+		return nil, errNotSocket
+	}
 	return up, nil
+}
+
+var errNotSocket = errors.New("dialed connection has no file descriptor")
+
+// clearDeadline removes the read deadline of the response head before a
+// body is read, which may take any time.
+func (up *upConn) clearDeadline() {
+	if !up.rdl.IsZero() {
+		up.c.SetReadDeadline(time.Time{})
+		up.rdl = time.Time{}
+	}
 }
 
 // closedByPeer reports whether the peer closed the idle connection up, or
@@ -124,9 +148,6 @@ func (p *upstreamPool) get(fresh, check bool) (*upConn, error) {
 // request written to the connection after that would meet a closed socket,
 // and the failure could not be told from a peer that read it and died.
 func (up *upConn) closedByPeer() bool {
-	if up.rc == nil {
-		return false
-	}
 	up.peekErr = nil
 	if err := up.rc.Read(up.peek); err != nil {
 		return true

@@ -1,0 +1,23 @@
+//go:build !linux
+
+package proxy
+
+import "syscall"
+
+// recv reads from a non-blocking socket without waiting.
+func recv(fd int, b []byte) (int, syscall.Errno) {
+	n, err := syscall.Read(fd, b)
+	if err != nil {
+		return 0, err.(syscall.Errno)
+	}
+	return n, 0
+}
+
+// send writes to a non-blocking socket without waiting.
+func send(fd int, b []byte) (int, syscall.Errno) {
+	n, err := syscall.Write(fd, b)
+	if err != nil {
+		return 0, err.(syscall.Errno)
+	}
+	return n, 0
+}
