@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -46,6 +47,8 @@ const (
 	upIdleMax    = 30 * time.Second // older idle upstream connections are closed, not reused
 	clientIdle   = 75 * time.Second // nginx keepalive_timeout
 	headerWait   = 30 * time.Second // a request head must arrive within this
+	bodyWait     = 60 * time.Second // nginx client_body_timeout: between two reads of a body
+	idleHandoff  = time.Second      // idle this long, a connection waits on a small goroutine (waitIdle)
 	maxIdlePeers = maxIdlePerPeer
 )
 
@@ -174,9 +177,9 @@ func (s *FastServer) newConn(c net.Conn) *fastConn {
 	if err != nil {
 		return nil
 	}
-	fc := &fastConn{s: s, c: c, rc: rc}
+	fc := &fastConn{s: s, c: c}
 	fc.readFn = fc.readOnce
-	fc.sock.init(rc)
+	fc.sock.init(rc, false)
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
 		fc.clientIP = ap.Addr().Unmap()
 	}
@@ -204,15 +207,13 @@ func (s *FastServer) forget(c *fastConn) {
 type fastConn struct {
 	s        *FastServer
 	c        net.Conn
-	rc       syscall.RawConn
-	sock     sockIO // writes to the client
+	sock     sockIO // writes to the client; reads are readOnce's
 	clientIP netip.Addr
 	idle     atomic.Bool // waiting for a request: Shutdown may close it
 
-	readFn func(fd uintptr) bool
-	nread  int
-	rerr   error
-	rdl    time.Time // the read deadline set on c (see setReadDeadline)
+	readFn    func(fd uintptr) bool
+	rdl       time.Time // the read deadline set on c (see setReadDeadline)
+	idleSince time.Time // when the connection last began to wait for a request
 
 	in   *[]byte // request bytes; nil while idle
 	r, w int     // in[r:w] is received and not yet used
@@ -263,17 +264,19 @@ func (c *fastConn) putState() {
 // connection has none. It waits for readability without holding a buffer
 // when none is held, which is what keeps idle connections small.
 func (c *fastConn) fill() error {
-	c.nread, c.rerr = 0, nil
-	if err := c.rc.Read(c.readFn); err != nil {
+	// readOnce leaves its result in c.sock's n and err, which no write is
+	// using meanwhile.
+	c.sock.n, c.sock.err = 0, nil
+	if err := c.sock.rc.Read(c.readFn); err != nil {
 		return err
 	}
-	if c.rerr != nil {
-		return c.rerr
+	if c.sock.err != nil {
+		return c.sock.err
 	}
-	if c.nread <= 0 {
+	if c.sock.n <= 0 {
 		return io.EOF
 	}
-	c.w += c.nread
+	c.w += c.sock.n
 	return nil
 }
 
@@ -283,22 +286,23 @@ func (c *fastConn) fill() error {
 // take between d and d+deadlineSlack, as nginx's timers are coarse too.
 const deadlineSlack = time.Second
 
-// setReadDeadline makes c's read deadline d from now, give or take
-// deadlineSlack, touching the runtime's timer only when the deadline set
-// is too early by more than the slack, or too late.
-func (c *fastConn) setReadDeadline(d time.Duration) {
-	c.rdl = setLazyDeadline(c.c, c.rdl, d)
+// fillBody reads more of a request body, allowing bodyWait for it.
+func (c *fastConn) fillBody() error {
+	c.rdl = setLazyDeadline(c.c, c.rdl, time.Now(), bodyWait)
+	return c.fill()
 }
 
-// setLazyDeadline sets a read deadline on conn d from now unless the one
-// set (set) is already within [now+d, now+d+deadlineSlack]; it returns the
-// deadline now in force.
-func setLazyDeadline(conn net.Conn, set time.Time, d time.Duration) time.Time {
-	want := time.Now().Add(d)
-	if !set.IsZero() && !set.Before(want) && set.Sub(want) <= deadlineSlack {
+// setLazyDeadline gives conn a read deadline d after now, give or take a
+// slack (deadlineSlack, or d/4 for short waits), touching the runtime's
+// timer only when the deadline already set (set) is too early, or later
+// than the slack allows. It returns the deadline in force.
+func setLazyDeadline(conn net.Conn, set, now time.Time, d time.Duration) time.Time {
+	slack := min(deadlineSlack, d/4)
+	want := now.Add(d)
+	if !set.IsZero() && !set.Before(want) && set.Sub(want) <= slack {
 		return set
 	}
-	want = want.Add(deadlineSlack)
+	want = want.Add(slack)
 	conn.SetReadDeadline(want)
 	return want
 }
@@ -312,25 +316,23 @@ func (c *fastConn) readOnce(fd uintptr) bool {
 		c.r, c.w = 0, 0
 	}
 	for {
-		var errno syscall.Errno
-		c.nread, errno = recv(int(fd), (*c.in)[c.w:])
-		if errno == 0 {
-			c.rerr = nil
-			break
+		n, errno := recv(int(fd), (*c.in)[c.w:])
+		switch errno {
+		case 0:
+			c.sock.n = n
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			if c.r == c.w {
+				putBuf(c.in)
+				c.in = nil
+			}
+			return false
 		}
-		c.rerr = errno
-		if errno != syscall.EINTR {
-			break
-		}
+		c.sock.err = os.NewSyscallError("recvfrom", errno)
+		return true
 	}
-	if c.rerr == syscall.EAGAIN {
-		if c.r == c.w {
-			putBuf(c.in)
-			c.in = nil
-		}
-		return false
-	}
-	return true
 }
 
 // compact moves unread bytes to the start of the buffer, growing it to the
@@ -379,33 +381,58 @@ func (c *fastConn) close() {
 	c.s.forget(c)
 }
 
-// serve reads and answers requests until the connection closes.
+// serve reads and answers requests until the connection closes, or until
+// it has been idle for idleHandoff and waitIdle takes it over.
 func (c *fastConn) serve() {
-	defer c.close()
 	for {
 		c.idle.Store(true)
 		if c.s.shutdown.Load() {
-			return
+			break
 		}
 		if err := c.readHead(); err != nil {
+			if err == errIdle {
+				go c.waitIdle()
+				return
+			}
 			var perr *httpwire.Error
 			if errors.As(err, &perr) {
 				c.writeError(perr.Status(), perr.Error(), "", true)
 			}
-			return
+			break
 		}
 		c.idle.Store(false)
 		keep := c.exchange()
 		if !keep || c.s.shutdown.Load() {
-			return
+			break
 		}
 		c.releaseIdle()
 	}
+	c.close()
+}
+
+// errIdle: no request came within idleHandoff.
+var errIdle = errors.New("idle")
+
+// waitIdle waits for the next request of a connection that has been idle
+// for idleHandoff, then serves it. It runs on a goroutine of its own, and
+// the one that served the connection ends: that one's stack grew to what
+// an exchange needs (4 KiB), while a new goroutine starts with 2 KiB and
+// waits a few frames deep. Connections that sit idle, usually most of
+// them, so cost about 2 KiB less each; a busy connection is never idle
+// that long, and one that is pays for a new goroutine once per idle spell.
+func (c *fastConn) waitIdle() {
+	now := time.Now()
+	c.rdl = setLazyDeadline(c.c, c.rdl, now, clientIdle-now.Sub(c.idleSince))
+	if err := c.fill(); err != nil {
+		c.close()
+		return
+	}
+	c.serve()
 }
 
 // readHead reads until c.req holds a complete request head at c.in[c.r:].
 func (c *fastConn) readHead() error {
-	first := true
+	var wait time.Duration
 	for {
 		if c.in != nil && c.w > c.r {
 			x := c.state()
@@ -429,15 +456,25 @@ func (c *fastConn) readHead() error {
 				c.compact(c.r == 0)
 			}
 		}
-		if first {
-			wait := clientIdle
-			if c.in != nil && c.w > c.r {
-				wait = headerWait
+		// Waiting for a request, the connection goes to waitIdle after
+		// idleHandoff; once part of a head is here, the rest must come
+		// within headerWait.
+		want := idleHandoff
+		if c.in != nil && c.w > c.r {
+			want = headerWait
+		}
+		if want != wait {
+			now := time.Now()
+			if want == idleHandoff {
+				c.idleSince = now
 			}
-			c.setReadDeadline(wait)
-			first = false
+			c.rdl = setLazyDeadline(c.c, c.rdl, now, want)
+			wait = want
 		}
 		if err := c.fill(); err != nil {
+			if wait == idleHandoff && errors.Is(err, os.ErrDeadlineExceeded) {
+				return errIdle
+			}
 			return err
 		}
 		c.idle.Store(false)
@@ -511,7 +548,7 @@ func (c *fastConn) discardBody() bool {
 				return false // not worth reading a large body to keep the connection
 			}
 			c.compact(false)
-			if c.fill() != nil {
+			if c.fillBody() != nil {
 				return false
 			}
 		}

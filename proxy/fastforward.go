@@ -234,7 +234,7 @@ func (c *fastConn) need(n int) error {
 				c.compact(false)
 			}
 		}
-		if err := c.fill(); err != nil {
+		if err := c.fillBody(); err != nil {
 			return err
 		}
 	}
@@ -253,7 +253,7 @@ func (c *fastConn) more() error {
 			c.in = &nb
 		}
 	}
-	return c.fill()
+	return c.fillBody()
 }
 
 // finishBody reads the rest of a request body that was not sent, so the
@@ -282,7 +282,7 @@ func (f *forwarding) finishBody() bool {
 			left -= k
 			c.r = c.w
 			c.compact(false)
-			if c.fill() != nil {
+			if c.fillBody() != nil {
 				return false
 			}
 		}
@@ -417,7 +417,7 @@ func (f *forwarding) streamLength(up *upConn) error {
 	for left > 0 {
 		if c.w == c.r {
 			c.r, c.w = 0, 0
-			if err := c.fill(); err != nil {
+			if err := c.fillBody(); err != nil {
 				return errClientClosed
 			}
 		}
@@ -442,7 +442,7 @@ func (f *forwarding) streamChunks(up *upConn) error {
 	for {
 		if c.w == c.r {
 			c.r, c.w = 0, 0
-			if err := c.fill(); err != nil {
+			if err := c.fillBody(); err != nil {
 				return errClientClosed
 			}
 		}
@@ -468,7 +468,7 @@ func (f *forwarding) readHead(up *upConn) (*httpwire.Response, *[]byte, error) {
 	rbuf := getBuf()
 	r, w := 0, 0
 	up.parser.Reset()
-	up.rdl = setLazyDeadline(up.c, up.rdl, c.s.cfg.responseHeaderTimeout())
+	up.rdl = setLazyDeadline(up.c, up.rdl, time.Now(), c.s.cfg.responseHeaderTimeout())
 	isHead := f.isHead
 	for {
 		if w > r {

@@ -17,25 +17,25 @@ import (
 // of a request, both are a measurable share of the CPU.
 //
 // The callbacks are made once, when the connection is, so that reading and
-// writing allocate nothing. A sockIO serves one reader and one writer at a
-// time, as a connection of the fast path is used by one exchange.
+// writing allocate nothing. A sockIO does one call at a time, as the
+// connections of the fast path are read and written by one goroutine (a
+// tunnel, which copies both ways at once, uses the net.Conn).
 type sockIO struct {
 	rc      syscall.RawConn
-	readFn  func(fd uintptr) bool
+	readFn  func(fd uintptr) bool // nil unless made with reads
 	writeFn func(fd uintptr) bool
 
-	rbuf []byte
-	rn   int
-	rerr error
-
-	wbuf []byte
-	wn   int
-	werr error
+	buf []byte
+	n   int
+	err error
 }
 
-func (s *sockIO) init(rc syscall.RawConn) {
+// init readies s for writes to rc, and for reads when reads is set.
+func (s *sockIO) init(rc syscall.RawConn, reads bool) {
 	s.rc = rc
-	s.readFn = s.readOnce
+	if reads {
+		s.readFn = s.readOnce
+	}
 	s.writeFn = s.writeOnce
 }
 
@@ -45,59 +45,59 @@ func (s *sockIO) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	s.rbuf, s.rn, s.rerr = b, 0, nil
+	s.buf, s.n, s.err = b, 0, nil
 	err := s.rc.Read(s.readFn)
-	s.rbuf = nil
+	s.buf = nil
 	switch {
 	case err != nil:
 		return 0, err
-	case s.rerr != nil:
-		return 0, s.rerr
-	case s.rn == 0:
+	case s.err != nil:
+		return 0, s.err
+	case s.n == 0:
 		return 0, io.EOF
 	}
-	return s.rn, nil
+	return s.n, nil
 }
 
 func (s *sockIO) readOnce(fd uintptr) bool {
 	for {
-		n, errno := recv(int(fd), s.rbuf)
+		n, errno := recv(int(fd), s.buf)
 		switch errno {
 		case 0:
-			s.rn = n
+			s.n = n
 			return true
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
 			return false
 		}
-		s.rerr = os.NewSyscallError("recvfrom", errno)
+		s.err = os.NewSyscallError("recvfrom", errno)
 		return true
 	}
 }
 
 // Write writes all of b, waiting while the socket's send buffer is full.
 func (s *sockIO) Write(b []byte) (int, error) {
-	s.wbuf, s.wn, s.werr = b, 0, nil
+	s.buf, s.n, s.err = b, 0, nil
 	err := s.rc.Write(s.writeFn)
-	s.wbuf = nil
+	s.buf = nil
 	if err == nil {
-		err = s.werr
+		err = s.err
 	}
-	return s.wn, err
+	return s.n, err
 }
 
 func (s *sockIO) writeOnce(fd uintptr) bool {
-	for s.wn < len(s.wbuf) {
-		n, errno := send(int(fd), s.wbuf[s.wn:])
+	for s.n < len(s.buf) {
+		n, errno := send(int(fd), s.buf[s.n:])
 		switch errno {
 		case 0:
-			s.wn += n
+			s.n += n
 		case syscall.EINTR:
 		case syscall.EAGAIN:
 			return false
 		default:
-			s.werr = os.NewSyscallError("sendto", errno)
+			s.err = os.NewSyscallError("sendto", errno)
 			return true
 		}
 	}

@@ -120,7 +120,7 @@ func (p *upstreamPool) get(fresh, check bool) (*upConn, error) {
 		if rc, err := sc.SyscallConn(); err == nil {
 			up.rc = rc
 			up.peek = up.peekOnce
-			up.sock.init(rc)
+			up.sock.init(rc, true)
 		}
 	}
 	if up.rc == nil {
