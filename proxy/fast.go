@@ -179,6 +179,7 @@ func (s *FastServer) newConn(c net.Conn) *fastConn {
 	}
 	fc := &fastConn{s: s, c: c}
 	fc.readFn = fc.readOnce
+	fc.sessionFn = fc.session
 	fc.sock.init(rc, false)
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
 		fc.clientIP = ap.Addr().Unmap()
@@ -211,9 +212,18 @@ type fastConn struct {
 	clientIP netip.Addr
 	idle     atomic.Bool // waiting for a request: Shutdown may close it
 
-	readFn    func(fd uintptr) bool
-	rdl       time.Time // the read deadline set on c (see setReadDeadline)
-	idleSince time.Time // when the connection last began to wait for a request
+	readFn    func(fd uintptr) bool // fill's RawConn callback: readOnce
+	sessionFn func(fd uintptr) bool // serve's RawConn callback: session
+	rdl       time.Time             // the read deadline set on c (see setLazyDeadline)
+	idleSince time.Time             // when the connection last began to wait for a request
+	wait      time.Duration         // what the deadline in force is for: idleHandoff, headerWait, clientIdle; 0 for none of them
+
+	// The read session's outcome (see session).
+	serr      error
+	after     sessionEnd
+	inSession bool // fill must not be called: the session holds the read lock
+	idleLong  bool // handed to waitIdle: the next wait is the rest of clientIdle
+	full      bool // the last read filled the buffer: more may be waiting
 
 	in   *[]byte // request bytes; nil while idle
 	r, w int     // in[r:w] is received and not yet used
@@ -264,6 +274,9 @@ func (c *fastConn) putState() {
 // connection has none. It waits for readability without holding a buffer
 // when none is held, which is what keeps idle connections small.
 func (c *fastConn) fill() error {
+	if c.inSession {
+		return errInSession
+	}
 	// readOnce leaves its result in c.sock's n and err, which no write is
 	// using meanwhile.
 	c.sock.n, c.sock.err = 0, nil
@@ -379,106 +392,6 @@ func (c *fastConn) close() {
 		c.out = nil
 	}
 	c.s.forget(c)
-}
-
-// serve reads and answers requests until the connection closes, or until
-// it has been idle for idleHandoff and waitIdle takes it over.
-func (c *fastConn) serve() {
-	for {
-		c.idle.Store(true)
-		if c.s.shutdown.Load() {
-			break
-		}
-		if err := c.readHead(); err != nil {
-			if err == errIdle {
-				go c.waitIdle()
-				return
-			}
-			var perr *httpwire.Error
-			if errors.As(err, &perr) {
-				c.writeError(perr.Status(), perr.Error(), "", true)
-			}
-			break
-		}
-		c.idle.Store(false)
-		keep := c.exchange()
-		if !keep || c.s.shutdown.Load() {
-			break
-		}
-		c.releaseIdle()
-	}
-	c.close()
-}
-
-// errIdle: no request came within idleHandoff.
-var errIdle = errors.New("idle")
-
-// waitIdle waits for the next request of a connection that has been idle
-// for idleHandoff, then serves it. It runs on a goroutine of its own, and
-// the one that served the connection ends: that one's stack grew to what
-// an exchange needs (4 KiB), while a new goroutine starts with 2 KiB and
-// waits a few frames deep. Connections that sit idle, usually most of
-// them, so cost about 2 KiB less each; a busy connection is never idle
-// that long, and one that is pays for a new goroutine once per idle spell.
-func (c *fastConn) waitIdle() {
-	now := time.Now()
-	c.rdl = setLazyDeadline(c.c, c.rdl, now, clientIdle-now.Sub(c.idleSince))
-	if err := c.fill(); err != nil {
-		c.close()
-		return
-	}
-	c.serve()
-}
-
-// readHead reads until c.req holds a complete request head at c.in[c.r:].
-func (c *fastConn) readHead() error {
-	var wait time.Duration
-	for {
-		if c.in != nil && c.w > c.r {
-			x := c.state()
-			// Tolerate the CRLF some clients send after a POST body.
-			if k := httpwire.LeadingCRLF((*c.in)[c.r:c.w]); k > 0 {
-				c.r += k
-				x.parser.Reset()
-				continue
-			}
-			err := x.parser.ParseRequest(&x.req, (*c.in)[c.r:c.w])
-			if err == nil {
-				return nil
-			}
-			if err != httpwire.ErrNeedMore {
-				return err
-			}
-			if c.w == len(*c.in) {
-				if c.r == 0 && cap(*c.in) >= fastBigSize {
-					return httpwire.ErrHeadTooLarge
-				}
-				c.compact(c.r == 0)
-			}
-		}
-		// Waiting for a request, the connection goes to waitIdle after
-		// idleHandoff; once part of a head is here, the rest must come
-		// within headerWait.
-		want := idleHandoff
-		if c.in != nil && c.w > c.r {
-			want = headerWait
-		}
-		if want != wait {
-			now := time.Now()
-			if want == idleHandoff {
-				c.idleSince = now
-			}
-			c.rdl = setLazyDeadline(c.c, c.rdl, now, want)
-			wait = want
-		}
-		if err := c.fill(); err != nil {
-			if wait == idleHandoff && errors.Is(err, os.ErrDeadlineExceeded) {
-				return errIdle
-			}
-			return err
-		}
-		c.idle.Store(false)
-	}
 }
 
 // exchange routes and forwards the request in c.x.req and reports whether

@@ -305,8 +305,8 @@ func (f *forwarding) attempt(peer *lb.Peer, swallow bool) (status int, keep bool
 		peer.End(failed, f.pool.Now())
 	}()
 
-	up, err := f.send(pool, false)
-	if err != nil {
+	up, res, rbuf, err := f.roundTrip(pool, false)
+	if up == nil {
 		if errors.Is(err, errClientClosed) {
 			failed = false
 			return 0, false, clientGone, err
@@ -317,7 +317,6 @@ func (f *forwarding) attempt(peer *lb.Peer, swallow bool) (status int, keep bool
 		}
 		return 0, false, failedEarly, err
 	}
-	res, rbuf, err := f.readHead(up)
 	if err != nil && up.canRetryFresh && (errors.Is(err, errPeerClosed) || errors.Is(err, syscall.ECONNRESET)) {
 		// The peer had most likely closed this idle connection just
 		// before the request reached it, but it may also have read the
@@ -336,10 +335,9 @@ func (f *forwarding) attempt(peer *lb.Peer, swallow bool) (status int, keep bool
 				}
 				return 0, false, failedEarly, err
 			}
-			if up, err = f.send(pool, true); err != nil {
+			if up, res, rbuf, err = f.roundTrip(pool, true); up == nil {
 				return 0, false, failedEarly, err
 			}
-			res, rbuf, err = f.readHead(up)
 		}
 	}
 	if err != nil {
@@ -371,44 +369,66 @@ func (f *forwarding) attempt(peer *lb.Peer, swallow bool) (status int, keep bool
 	return status, keep, out, nil
 }
 
-// send writes the request to a connection of pool: a reused one first; if
-// that turns out to have been closed by the peer while idle, a new one.
+// roundTrip sends the request on a connection of pool, a reused one first,
+// and reads the head of the answer. When the request cannot be written to
+// a reused connection, which the peer closed while it was idle, it goes
+// out on a new one. It returns no connection when none got the request,
+// and otherwise the connection with the answer or the error reading it.
 //
 // A non-idempotent request is not written to an idle connection whose
 // close by the peer has arrived (see upstreamPool.get): once written, it is
 // sent again only when the peer cannot have read it (see attempt).
-func (f *forwarding) send(pool *upstreamPool, fresh bool) (*upConn, error) {
-	req := &f.c.x.req
+func (f *forwarding) roundTrip(pool *upstreamPool, fresh bool) (*upConn, *httpwire.Response, *[]byte, error) {
 	for ; ; fresh = true {
-		up, err := pool.get(fresh, !f.idempotent)
+		up, err := f.send(pool, fresh)
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
-		_, err = up.sock.Write(f.head)
-		if err != nil {
+		res, rbuf, err := f.readHead(up)
+		var se sendError
+		if errors.As(err, &se) {
 			pool.discard(up)
 			if up.reused && !fresh && f.replay {
 				continue
 			}
-			return nil, err
+			return nil, nil, nil, se.error
 		}
-		if f.replay {
-			up.canRetryFresh = up.reused && !fresh
-			return up, nil
-		}
-		// Stream the rest of a large body.
-		switch req.Framing {
-		case httpwire.ByLength:
-			err = f.streamLength(up)
-		case httpwire.ByChunks:
-			err = f.streamChunks(up)
-		}
-		if err != nil {
-			pool.discard(up)
-			return nil, err
-		}
+		return up, res, rbuf, err
+	}
+}
+
+// send takes a connection of pool and gives it the request: a request in
+// memory goes out with the first read of the answer (upConn.sendThenRead);
+// a large body is streamed now.
+func (f *forwarding) send(pool *upstreamPool, fresh bool) (*upConn, error) {
+	up, err := pool.get(fresh, !f.idempotent)
+	if err != nil {
+		return nil, err
+	}
+	if f.replay {
+		up.pending = f.head
+		up.canRetryFresh = up.reused && !fresh
 		return up, nil
 	}
+	if _, err = up.sock.Write(f.head); err != nil {
+		pool.discard(up)
+		return nil, sendError{err}
+	}
+	// Stream the rest of a large body.
+	switch f.c.x.req.Framing {
+	case httpwire.ByLength:
+		err = f.streamLength(up)
+	case httpwire.ByChunks:
+		err = f.streamChunks(up)
+	}
+	if err != nil {
+		pool.discard(up)
+		if errors.Is(err, errClientClosed) || errors.Is(err, errBadChunked) {
+			return nil, err
+		}
+		return nil, sendError{err}
+	}
+	return up, nil
 }
 
 func (f *forwarding) streamLength(up *upConn) error {
@@ -525,10 +545,20 @@ func (f *forwarding) readHead(up *upConn) (*httpwire.Response, *[]byte, error) {
 				}
 			}
 		}
-		n, err := up.sock.Read((*rbuf)[w:])
+		var n int
+		var err error
+		if up.pending != nil {
+			n, err = up.sendThenRead((*rbuf)[w:])
+		} else {
+			n, err = up.sock.Read((*rbuf)[w:])
+		}
 		w += n
 		if err != nil && n == 0 {
 			putBuf(rbuf)
+			var se sendError
+			if errors.As(err, &se) {
+				return nil, nil, err
+			}
 			if err == io.EOF && w == 0 {
 				return nil, nil, errPeerClosed
 			}

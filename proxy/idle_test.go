@@ -11,17 +11,23 @@ import (
 	"time"
 )
 
-// waitingIn counts the goroutines with a call of fn on their stack.
-func waitingIn(fn string) int {
+// waitingIn counts the goroutines with a call of fn on their stack, and
+// not of unless (if given).
+func waitingIn(fn string, unless ...string) int {
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
 	n := 0
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		for _, line := range strings.Split(g, "\n") {
-			if strings.Contains(line, fn+"(") && !strings.HasPrefix(line, "created by") {
-				n++
-				break
+		calls := func(fn string) bool {
+			for _, line := range strings.Split(g, "\n") {
+				if strings.Contains(line, fn+"(") && !strings.HasPrefix(line, "created by") {
+					return true
+				}
 			}
+			return false
+		}
+		if calls(fn) && (len(unless) == 0 || !calls(unless[0])) {
+			n++
 		}
 	}
 	return n
@@ -70,7 +76,7 @@ func TestFastIdleHandoff(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if n := waitingIn("proxy.(*fastConn).serve"); n != 0 {
+	if n := waitingIn("proxy.(*fastConn).serve", waitIdle); n != 0 {
 		t.Fatalf("%d serving goroutines left after the hand-over", n)
 	}
 	get("/b", "GET /b HTTP/1.1\r\n", "Host: x\r\n\r\n")

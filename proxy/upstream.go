@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"errors"
+	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -76,6 +78,81 @@ type upConn struct {
 	peek    func(fd uintptr) bool
 	peekBuf [1]byte
 	peekErr error
+
+	// pending is a request to be written by the first read of the
+	// answer (see sendThenRead), and sent how much of it was.
+	pending  []byte
+	sent     int
+	sendRead func(fd uintptr) bool
+}
+
+// sendError marks a request that could not be written whole.
+type sendError struct{ error }
+
+func (e sendError) Unwrap() error { return e.error }
+
+// sendThenRead writes up.pending, then waits for the answer and reads its
+// first bytes into b, all in one RawConn.Read. The runtime's poller is
+// made ready to report readability before the request goes out, and the
+// answer cannot come before the request, so no read needs to be tried
+// before the wait: an exchange costs one send and one recv, where a write
+// followed by a read costs a recv that finds nothing first, the poller
+// reading before it waits.
+//
+// If the socket does not take the whole request at once, the rest is
+// written and the answer read the ordinary way. A failed write comes back
+// as a sendError.
+func (up *upConn) sendThenRead(b []byte) (int, error) {
+	up.sent = 0
+	up.sock.buf, up.sock.n, up.sock.err = b, 0, nil
+	err := up.rc.Read(up.sendRead)
+	up.sock.buf = nil
+	req := up.pending
+	up.pending = nil
+	if err != nil {
+		if up.sent < len(req) {
+			return 0, sendError{err}
+		}
+		return 0, err
+	}
+	if up.sent < len(req) {
+		if up.sock.err != nil {
+			return 0, sendError{up.sock.err}
+		}
+		if _, err := up.sock.Write(req[up.sent:]); err != nil {
+			return 0, sendError{err}
+		}
+		return up.sock.Read(b)
+	}
+	if up.sock.err != nil {
+		return 0, up.sock.err
+	}
+	if up.sock.n == 0 {
+		return 0, io.EOF
+	}
+	return up.sock.n, nil
+}
+
+// sendReadOnce is sendThenRead's RawConn callback: on its first call it
+// sends, and returns false to wait without reading; after that it reads.
+func (up *upConn) sendReadOnce(fd uintptr) bool {
+	for up.sent < len(up.pending) {
+		n, errno := send(int(fd), up.pending[up.sent:])
+		switch errno {
+		case 0:
+			up.sent += n
+			if up.sent == len(up.pending) {
+				return false
+			}
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return true // the rest is written outside, waiting for room
+		default:
+			up.sock.err = os.NewSyscallError("sendto", errno)
+			return true
+		}
+	}
+	return up.sock.readOnce(fd)
 }
 
 // get returns an idle connection, or a new one when there is none or fresh
@@ -121,6 +198,7 @@ func (p *upstreamPool) get(fresh, check bool) (*upConn, error) {
 			up.rc = rc
 			up.peek = up.peekOnce
 			up.sock.init(rc, true)
+			up.sendRead = up.sendReadOnce
 		}
 	}
 	if up.rc == nil {

@@ -1,0 +1,223 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/wharflb/wharf/proxy/internal/httpwire"
+)
+
+// sessionEnd says why a read session ended without an error.
+type sessionEnd uint8
+
+const (
+	sessionDone sessionEnd = iota // the connection is to be closed
+	sessionOut                    // a request is to be answered outside the session
+)
+
+// errInSession: a read of the client connection was tried inside its read
+// session, where it would wait for the lock the session holds.
+var errInSession = errors.New("proxy: client read inside the read session")
+
+// serve reads and answers requests until the connection closes, or until
+// it has been idle for idleHandoff and waitIdle takes it over.
+//
+// Requests are read, and answered when they are whole in the buffer (the
+// usual case), inside one RawConn.Read of the client connection: the read
+// session (see session). The runtime's poller is readied once for the
+// whole session and keeps any readability that comes meanwhile, so between
+// two requests the session waits without trying a read first: where a
+// read after each answer finds nothing most of the time, a request costs
+// one recv. A request that needs more reads from the client (a body still
+// on its way, an upgrade) ends the session and is answered outside it.
+func (c *fastConn) serve() {
+	for {
+		c.idle.Store(true)
+		if c.s.shutdown.Load() {
+			break
+		}
+		c.after, c.serr = sessionDone, nil
+		c.armWait()
+		c.inSession = true
+		err := c.sock.rc.Read(c.sessionFn)
+		c.inSession = false
+		if err == nil {
+			err = c.serr
+		}
+		if err != nil {
+			if c.wait == idleHandoff && errors.Is(err, os.ErrDeadlineExceeded) {
+				go c.waitIdle()
+				return
+			}
+			var perr *httpwire.Error
+			if errors.As(err, &perr) {
+				c.writeError(perr.Status(), perr.Error(), "", true)
+			}
+			break
+		}
+		if c.after == sessionDone {
+			break
+		}
+		keep := c.exchange()
+		if !keep || c.s.shutdown.Load() {
+			break
+		}
+		c.releaseIdle()
+	}
+	c.close()
+}
+
+// waitIdle waits for the next request of a connection that has been idle
+// for idleHandoff, then serves it. It runs on a goroutine of its own, and
+// the one that served the connection ends: that one's stack grew to what
+// an exchange needs (4 KiB), while a new goroutine starts with 2 KiB and
+// waits a few frames deep. Connections that sit idle, usually most of
+// them, so cost about 2 KiB less each; a busy connection is never idle
+// that long, and one that is pays for a new goroutine once per idle spell.
+func (c *fastConn) waitIdle() {
+	c.idleLong = true
+	c.serve()
+}
+
+// session is serve's RawConn read callback. It parses what the buffer
+// holds, reads only when that is not a whole head, and answers each
+// request that needs nothing more from the client. It returns false to
+// wait for readability, and true to end the session: c.serr says what
+// failed, or c.after what comes next.
+func (c *fastConn) session(fd uintptr) bool {
+	for {
+		err := c.parseHead()
+		if err == httpwire.ErrNeedMore {
+			if c.in == nil {
+				c.in = getBuf()
+				c.r, c.w = 0, 0
+			}
+			room := (*c.in)[c.w:]
+			n, errno := recv(int(fd), room)
+			switch errno {
+			case 0:
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				c.full = false
+				if c.r == c.w {
+					putBuf(c.in)
+					c.in = nil
+					c.r, c.w = 0, 0
+				}
+				c.armWait()
+				return false
+			default:
+				c.serr = os.NewSyscallError("recvfrom", errno)
+				return true
+			}
+			if n == 0 {
+				c.serr = io.EOF
+				return true
+			}
+			c.w += n
+			c.full = n == len(room)
+			c.idle.Store(false)
+			c.idleLong = false
+			continue
+		}
+		if err != nil {
+			c.serr = err
+			return true
+		}
+		c.wait = 0
+		c.idle.Store(false)
+		if !c.whole() {
+			c.after = sessionOut
+			return true
+		}
+		if !c.exchange() || c.s.shutdown.Load() {
+			return true
+		}
+		c.releaseIdle()
+		c.idle.Store(true)
+		if c.s.shutdown.Load() {
+			return true
+		}
+		if c.in != nil || c.full {
+			continue // more is here, or may be: parse and read before waiting
+		}
+		// Nothing more was here at the last read, and whatever comes
+		// after it the poller has kept: wait without reading.
+		c.armWait()
+		return false
+	}
+}
+
+// parseHead parses the request head at c.in[c.r:c.w] into c.x.req. It
+// returns httpwire.ErrNeedMore when more bytes are needed, having made
+// room for them, and a parse error as it is.
+func (c *fastConn) parseHead() error {
+	for c.in != nil && c.w > c.r {
+		x := c.state()
+		// Tolerate the CRLF some clients send after a POST body.
+		if k := httpwire.LeadingCRLF((*c.in)[c.r:c.w]); k > 0 {
+			c.r += k
+			x.parser.Reset()
+			continue
+		}
+		err := x.parser.ParseRequest(&x.req, (*c.in)[c.r:c.w])
+		if err != httpwire.ErrNeedMore {
+			return err
+		}
+		if c.w == len(*c.in) {
+			if c.r == 0 && cap(*c.in) >= fastBigSize {
+				return httpwire.ErrHeadTooLarge
+			}
+			c.compact(c.r == 0)
+		}
+		break
+	}
+	return httpwire.ErrNeedMore
+}
+
+// whole reports whether the request in c.x.req can be answered without
+// another read from the client: its body, if any, is in the buffer, and it
+// neither asks to upgrade nor expects a 100 Continue.
+func (c *fastConn) whole() bool {
+	req := &c.x.req
+	if req.Upgrade != nil || req.ExpectContinue {
+		return false
+	}
+	switch req.Framing {
+	case httpwire.NoBody:
+		return true
+	case httpwire.ByLength:
+		return int64(c.w-c.r-req.HeadLen) >= req.ContentLength
+	}
+	return false // chunked: where it ends is found by reading it
+}
+
+// armWait sets the read deadline for the wait ahead: idleHandoff while no
+// request has begun (the rest of clientIdle once handed to waitIdle), and
+// headerWait from the first bytes of a head.
+func (c *fastConn) armWait() {
+	want := idleHandoff
+	switch {
+	case c.in != nil && c.w > c.r:
+		want = headerWait
+	case c.idleLong:
+		want = clientIdle
+	}
+	if want == headerWait && c.wait == headerWait {
+		return // counted from the head's first bytes
+	}
+	now := time.Now()
+	d := want
+	switch want {
+	case idleHandoff:
+		c.idleSince = now
+	case clientIdle:
+		d = clientIdle - now.Sub(c.idleSince)
+	}
+	c.rdl = setLazyDeadline(c.c, c.rdl, now, d)
+	c.wait = want
+}
