@@ -17,6 +17,9 @@ lint:
 # WHARF_REQUIRE_DOCKER=1.
 test: lint
 	$(GO) test -race -count=1 -timeout 20m ./...
+	# The data path as it ships, without the race detector: no allocation
+	# per request, 1 GiB bodies in bounded memory.
+	$(GO) test -count=1 -run 'AllocatesNothing|LargeBodies' ./proxy/
 
 demo:
 	./compose/demo.sh

@@ -14,7 +14,7 @@ import (
 // rawBackend answers every request on a keep-alive connection with a fixed
 // webtest-sized answer, allocating nothing, so that a benchmark measures the
 // proxy.
-func rawBackend(b *testing.B) lb.Backend {
+func rawBackend(b testing.TB) lb.Backend {
 	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -58,6 +58,40 @@ func rawBackend(b *testing.B) lb.Backend {
 	return lb.Backend{ID: "raw", Name: "raw", Network: "tcp", Addr: ln.Addr().String(), Weight: 1, MaxFails: 1, FailTimeout: 10 * time.Second}
 }
 
+// keepAliveClient dials url and returns a function that sends one request
+// on the connection and reads the answer, allocating nothing.
+func keepAliveClient(tb testing.TB, url string) func() {
+	c, err := net.Dial("tcp", url[len("http://"):])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	req := []byte("GET /webtest?action=get_uuid HTTP/1.1\r\nHost: localhost:10000\r\nUser-Agent: bench\r\n\r\n")
+	br := bufio.NewReaderSize(c, 16<<10)
+	return func() {
+		if _, err := c.Write(req); err != nil {
+			tb.Fatal(err)
+		}
+		// Read the head, then the body by Content-Length.
+		cl := -1
+		for {
+			line, err := br.ReadSlice('\n')
+			if err != nil {
+				tb.Fatal(err)
+			}
+			if len(line) == 2 {
+				break
+			}
+			if bytes.HasPrefix(line, []byte("Content-Length: ")) {
+				cl, _ = strconv.Atoi(string(bytes.TrimSpace(line[16:])))
+			}
+		}
+		if _, err := br.Discard(cl); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkProxyPath is one keep-alive client sending requests one after
 // the other through each engine: ns/op is the round trip, allocs/op the
 // whole process's allocations per request (client and backend allocate
@@ -66,35 +100,7 @@ func BenchmarkProxyPath(b *testing.B) {
 	for _, e := range engines {
 		b.Run(e.name, func(b *testing.B) {
 			url, _ := e.start(b, Config{}, rawBackend(b))
-			c, err := net.Dial("tcp", url[len("http://"):])
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			req := []byte("GET /webtest?action=get_uuid HTTP/1.1\r\nHost: localhost:10000\r\nUser-Agent: bench\r\n\r\n")
-			br := bufio.NewReaderSize(c, 16<<10)
-			roundTrip := func() {
-				if _, err := c.Write(req); err != nil {
-					b.Fatal(err)
-				}
-				// Read the head, then the body by Content-Length.
-				cl := -1
-				for {
-					line, err := br.ReadSlice('\n')
-					if err != nil {
-						b.Fatal(err)
-					}
-					if len(line) == 2 {
-						break
-					}
-					if bytes.HasPrefix(line, []byte("Content-Length: ")) {
-						cl, _ = strconv.Atoi(string(bytes.TrimSpace(line[16:])))
-					}
-				}
-				if _, err := br.Discard(cl); err != nil {
-					b.Fatal(err)
-				}
-			}
+			roundTrip := keepAliveClient(b, url)
 			for i := 0; i < 100; i++ {
 				roundTrip() // warm the pools
 			}
@@ -104,5 +110,22 @@ func BenchmarkProxyPath(b *testing.B) {
 				roundTrip()
 			}
 		})
+	}
+}
+
+// The fast path allocates nothing per request in the steady state: the
+// whole process's allocations are counted, and the client and the backend
+// allocate nothing.
+func TestFastPathAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates, and sync.Pool drops items at random under it")
+	}
+	url, _ := newFastProxy(t, Config{}, rawBackend(t))
+	roundTrip := keepAliveClient(t, url)
+	for i := 0; i < 100; i++ {
+		roundTrip() // warm the pools
+	}
+	if n := testing.AllocsPerRun(2000, roundTrip); n != 0 {
+		t.Fatalf("%v allocations per request, want 0", n)
 	}
 }

@@ -216,6 +216,7 @@ type fastConn struct {
 	sessionFn func(fd uintptr) bool // serve's RawConn callback: session
 	rdl       time.Time             // the read deadline set on c (see setLazyDeadline)
 	idleSince time.Time             // when the connection last began to wait for a request
+	lastEnd   time.Time             // when the last exchange ended, if just now (read once by armWait)
 	wait      time.Duration         // what the deadline in force is for: idleHandoff, headerWait, clientIdle; 0 for none of them
 
 	// The read session's outcome (see session).
@@ -419,9 +420,14 @@ func (c *fastConn) exchange() bool {
 	}
 	f := forwarding{c: c, pool: pool, start: start}
 	status, keep := f.run()
+	end := f.end
+	if end.IsZero() {
+		end = time.Now()
+	}
+	c.lastEnd = end
 	st := pool.Stats()
 	st.Responses.Add(status)
-	st.Latency.Observe(time.Since(start))
+	st.Latency.Observe(end.Sub(start))
 	if n := len(f.tried); n > 1 {
 		st.Retries.Add(uint64(n - 1))
 	}

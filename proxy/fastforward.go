@@ -22,7 +22,8 @@ func bstring(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)
 type forwarding struct {
 	c     *fastConn
 	pool  *lb.Pool
-	start time.Time
+	start time.Time // when the request began; also the time read for its first attempt
+	end   time.Time // when its last attempt ended
 	tried []*lb.Peer
 
 	head     []byte // the upstream request head (and the whole body when replayable)
@@ -297,11 +298,17 @@ func (f *forwarding) attempt(peer *lb.Peer, swallow bool) (status int, keep bool
 	c := f.c
 	pool := fastPool(peer, c.s.cfg.dialTimeout())
 	peer.Begin()
-	start := time.Now()
+	// The clock is read as few times as will do: it is a measurable share
+	// of a request's user time.
+	start := f.start
+	if len(f.tried) > 1 {
+		start = time.Now()
+	}
 	failed := true
 	answer := 0
 	defer func() {
-		peer.Answered(answer, time.Since(start))
+		f.end = time.Now()
+		peer.Answered(answer, f.end.Sub(start))
 		peer.End(failed, f.pool.Now())
 	}()
 
@@ -385,8 +392,9 @@ func (f *forwarding) roundTrip(pool *upstreamPool, fresh bool) (*upConn, *httpwi
 			return nil, nil, nil, err
 		}
 		res, rbuf, err := f.readHead(up)
-		var se sendError
-		if errors.As(err, &se) {
+		// readHead returns a sendError as it is; a type assertion,
+		// unlike errors.As, costs no allocation per request.
+		if se, ok := err.(sendError); ok {
 			pool.discard(up)
 			if up.reused && !fresh && f.replay {
 				continue
@@ -401,7 +409,7 @@ func (f *forwarding) roundTrip(pool *upstreamPool, fresh bool) (*upConn, *httpwi
 // memory goes out with the first read of the answer (upConn.sendThenRead);
 // a large body is streamed now.
 func (f *forwarding) send(pool *upstreamPool, fresh bool) (*upConn, error) {
-	up, err := pool.get(fresh, !f.idempotent)
+	up, err := pool.get(fresh, !f.idempotent, f.start)
 	if err != nil {
 		return nil, err
 	}
@@ -488,7 +496,7 @@ func (f *forwarding) readHead(up *upConn) (*httpwire.Response, *[]byte, error) {
 	rbuf := getBuf()
 	r, w := 0, 0
 	up.parser.Reset()
-	up.rdl = setLazyDeadline(up.c, up.rdl, time.Now(), c.s.cfg.responseHeaderTimeout())
+	up.rdl = setLazyDeadline(up.c, up.rdl, f.start, c.s.cfg.responseHeaderTimeout())
 	isHead := f.isHead
 	for {
 		if w > r {
@@ -555,8 +563,7 @@ func (f *forwarding) readHead(up *upConn) (*httpwire.Response, *[]byte, error) {
 		w += n
 		if err != nil && n == 0 {
 			putBuf(rbuf)
-			var se sendError
-			if errors.As(err, &se) {
+			if _, ok := err.(sendError); ok {
 				return nil, nil, err
 			}
 			if err == io.EOF && w == 0 {
@@ -619,7 +626,7 @@ func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Respons
 	case res.Framing == httpwire.NoBody:
 		reuse = reuse && len(body) == 0
 		if _, err := c.sock.Write(out); err != nil {
-			pool.put(up, reuse)
+			pool.put(up, reuse, f.start)
 			return false, clientGone
 		}
 	case res.Framing == httpwire.ByLength:
@@ -700,7 +707,7 @@ func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Respons
 		}
 		return false, answered
 	}
-	pool.put(up, reuse)
+	pool.put(up, reuse, f.start)
 	return keepClient, answered
 }
 

@@ -210,7 +210,11 @@ func (c *fastConn) armWait() {
 	if want == headerWait && c.wait == headerWait {
 		return // counted from the head's first bytes
 	}
-	now := time.Now()
+	now := c.lastEnd // saves reading the clock again right after an exchange
+	c.lastEnd = time.Time{}
+	if now.IsZero() {
+		now = time.Now()
+	}
 	d := want
 	switch want {
 	case idleHandoff:

@@ -157,10 +157,10 @@ func (up *upConn) sendReadOnce(fd uintptr) bool {
 
 // get returns an idle connection, or a new one when there is none or fresh
 // is set. With check, an idle connection the peer has closed (or sent
-// something on while idle) is closed and skipped instead of returned.
-func (p *upstreamPool) get(fresh, check bool) (*upConn, error) {
+// something on while idle) is closed and skipped instead of returned. now
+// is the time, for the idle connections' ages.
+func (p *upstreamPool) get(fresh, check bool, now time.Time) (*upConn, error) {
 	if !fresh {
-		now := time.Now()
 		p.mu.Lock()
 		for n := len(p.idle); n > 0; n = len(p.idle) {
 			up := p.idle[n-1]
@@ -244,13 +244,15 @@ func (up *upConn) peekOnce(fd uintptr) bool {
 }
 
 // put returns a connection after a complete exchange, or closes it when it
-// cannot carry another (reuse false) or the peer has left.
-func (p *upstreamPool) put(up *upConn, reuse bool) {
+// cannot carry another (reuse false) or the peer has left. since is when
+// the exchange began: a connection counts as idle from then, which errs on
+// the side of closing it before the peer does.
+func (p *upstreamPool) put(up *upConn, reuse bool, since time.Time) {
 	if !reuse {
 		up.c.Close()
 		return
 	}
-	up.idleAt = time.Now()
+	up.idleAt = since
 	up.canRetryFresh = false
 	p.mu.Lock()
 	if p.closed || len(p.idle) >= maxIdlePeers {
