@@ -223,6 +223,7 @@ type fastConn struct {
 	serr      error
 	after     sessionEnd
 	inSession bool // fill must not be called: the session holds the read lock
+	fd        int  // the descriptor, while inSession
 	idleLong  bool // handed to waitIdle: the next wait is the rest of clientIdle
 	full      bool // the last read filled the buffer: more may be waiting
 
@@ -484,7 +485,7 @@ func (c *fastConn) writeError(status int, msg, service string, closeConn bool) {
 	}
 	b := appendErrorResponse((*c.out)[:0], status, msg, service, closeConn)
 	c.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	c.sock.Write(b)
+	c.write(b)
 	c.c.SetWriteDeadline(time.Time{})
 }
 

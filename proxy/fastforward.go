@@ -145,7 +145,7 @@ func (f *forwarding) prepare() error {
 	if req.ExpectContinue && req.Framing != httpwire.NoBody && c.w == c.r {
 		// Answer the client's Expect ourselves, as nginx does: the body
 		// must be read before a peer is chosen, to be replayable.
-		if _, err := c.sock.Write(continue100); err != nil {
+		if _, err := c.write(continue100); err != nil {
 			return err
 		}
 	}
@@ -509,7 +509,7 @@ func (f *forwarding) readHead(up *upConn) (*httpwire.Response, *[]byte, error) {
 						// request, which a retry would need.
 						ib := getBuf()
 						b := httpwire.AppendResponse((*ib)[:0], res, nil)
-						_, err := c.sock.Write(b)
+						_, err := c.write(b)
 						putBuf(ib)
 						f.sentInterim = true
 						if err != nil {
@@ -625,7 +625,7 @@ func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Respons
 	switch {
 	case res.Framing == httpwire.NoBody:
 		reuse = reuse && len(body) == 0
-		if _, err := c.sock.Write(out); err != nil {
+		if _, err := c.write(out); err != nil {
 			pool.put(up, reuse, f.start)
 			return false, clientGone
 		}
@@ -634,7 +634,7 @@ func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Respons
 		first := min(int64(len(body)), n)
 		reuse = reuse && int64(len(body)) <= n
 		out = append(out, body[:first]...)
-		if _, err := c.sock.Write(out); err != nil {
+		if _, err := c.write(out); err != nil {
 			pool.discard(up)
 			return false, clientGone
 		}
@@ -644,7 +644,7 @@ func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Respons
 		for left := n - first; left > 0; {
 			k, err := up.sock.Read((*rbuf)[:min(int64(len(*rbuf)), left)])
 			if k > 0 {
-				if _, werr := c.sock.Write((*rbuf)[:k]); werr != nil {
+				if _, werr := c.write((*rbuf)[:k]); werr != nil {
 					pool.discard(up)
 					return false, clientGone
 				}
@@ -666,7 +666,7 @@ func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Respons
 		}
 		reuse = reuse && n == len(body)
 		out = append(out, body[:n]...)
-		if _, err := c.sock.Write(out); err != nil {
+		if _, err := c.write(out); err != nil {
 			pool.discard(up)
 			return false, clientGone
 		}
@@ -683,7 +683,7 @@ func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Respons
 					return false, brokenAnswer
 				}
 				reuse = reuse && n == k
-				if _, werr := c.sock.Write((*rbuf)[:n]); werr != nil {
+				if _, werr := c.write((*rbuf)[:n]); werr != nil {
 					pool.discard(up)
 					return false, clientGone
 				}
@@ -695,12 +695,12 @@ func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Respons
 		}
 	case res.Framing == httpwire.ByClose:
 		out = append(out, body...)
-		if _, err := c.sock.Write(out); err != nil {
+		if _, err := c.write(out); err != nil {
 			pool.discard(up)
 			return false, clientGone
 		}
 		up.clearDeadline()
-		_, err := io.CopyBuffer(writerOnly{&c.sock}, readerOnly{&up.sock}, *rbuf)
+		_, err := io.CopyBuffer(writerOnly{clientWriter{c}}, readerOnly{&up.sock}, *rbuf)
 		pool.discard(up)
 		if err != nil {
 			return false, brokenAnswer
@@ -719,7 +719,7 @@ func (f *forwarding) relayUnchunked(up *upConn, pool *upstreamPool, head, body [
 	c := f.c
 	defer pool.discard(up)
 	up.clearDeadline()
-	if _, err := c.sock.Write(head); err != nil {
+	if _, err := c.write(head); err != nil {
 		return clientGone
 	}
 	var ch httpwire.Chunked
@@ -731,7 +731,7 @@ func (f *forwarding) relayUnchunked(up *upConn, pool *upstreamPool, head, body [
 				return brokenAnswer
 			}
 			if len(data) > 0 {
-				if _, err := c.sock.Write(data); err != nil {
+				if _, err := c.write(data); err != nil {
 					return clientGone
 				}
 			}
@@ -755,7 +755,7 @@ func (f *forwarding) tunnel(up *upConn, pool *upstreamPool, res *httpwire.Respon
 	defer pool.discard(up)
 	out := httpwire.AppendResponse((*c.out)[:0], res, nil)
 	out = append(out, (*rbuf)[res.HeadLen:up.rw]...)
-	if _, err := c.sock.Write(out); err != nil {
+	if _, err := c.write(out); err != nil {
 		return
 	}
 	if c.w > c.r {

@@ -88,6 +88,7 @@ func (c *fastConn) waitIdle() {
 // wait for readability, and true to end the session: c.serr says what
 // failed, or c.after what comes next.
 func (c *fastConn) session(fd uintptr) bool {
+	c.fd = int(fd)
 	for {
 		err := c.parseHead()
 		if err == httpwire.ErrNeedMore {
@@ -225,3 +226,33 @@ func (c *fastConn) armWait() {
 	c.rdl = setLazyDeadline(c.c, c.rdl, now, d)
 	c.wait = want
 }
+
+// write writes b to the client. Inside the read session the descriptor is
+// held open by the session's RawConn.Read, so it is written to directly,
+// without RawConn.Write's locking, as long as the socket takes everything
+// at once; the rest, if any, goes through RawConn.Write, which waits.
+func (c *fastConn) write(b []byte) (int, error) {
+	n := 0
+	if c.inSession {
+		for n < len(b) {
+			k, errno := send(c.fd, b[n:])
+			if errno == syscall.EINTR {
+				continue
+			}
+			if errno != 0 {
+				break // EAGAIN, or an error that the write below reports
+			}
+			n += k
+		}
+		if n == len(b) {
+			return n, nil
+		}
+	}
+	k, err := c.sock.Write(b[n:])
+	return n + k, err
+}
+
+// clientWriter is the client connection as an io.Writer.
+type clientWriter struct{ c *fastConn }
+
+func (w clientWriter) Write(b []byte) (int, error) { return w.c.write(b) }
