@@ -71,7 +71,21 @@ func pickP2C(cycle []*Peer, now int64, tried []*Peer) *Peer {
 		return nil
 	}
 	if found == 1 {
-		return cand[0]
+		// Eight draws met one peer only: rare unless it is the only
+		// usable one. Look for a second from a random place, so that
+		// the comparison still happens when there is one.
+		start := rand.Uint64N(n)
+		for i := uint64(0); i < n; i++ {
+			p := cycle[(start+i)%n]
+			if p != cand[0] && p.Available(now) && !contains(tried, p) {
+				cand[1] = p
+				found = 2
+				break
+			}
+		}
+		if found == 1 {
+			return cand[0]
+		}
 	}
 	a, b := cand[0], cand[1]
 	if b.InFlight()*int64(a.Weight) < a.InFlight()*int64(b.Weight) {
