@@ -131,7 +131,7 @@ func (s *FastServer) Shutdown(ctx context.Context) error {
 	}
 	for c := range s.conns {
 		if c.idle.Load() {
-			c.c.Close()
+			c.shut(syscall.SHUT_RD) // its next read ends it; an exchange just begun still answers
 		}
 	}
 	if len(s.conns) == 0 {
@@ -154,10 +154,20 @@ func (s *FastServer) Close() error {
 		ln.Close()
 	}
 	for c := range s.conns {
-		c.c.Close()
+		c.shut(syscall.SHUT_RDWR)
 	}
 	s.mu.Unlock()
 	return nil
+}
+
+// shut ends the connection from another goroutine by shutting its socket
+// down (how: syscall.SHUT_RD or SHUT_RDWR): a wait for the next request
+// ends at once, reads find the end, and with SHUT_RDWR writes fail, so an
+// exchange in progress is cut off. The connection's own goroutine then
+// closes it. Closing it here instead would wait, holding s.mu, for a read
+// session in progress to end, because the session holds the descriptor.
+func (c *fastConn) shut(how int) {
+	c.sock.rc.Control(func(fd uintptr) { syscall.Shutdown(int(fd), how) })
 }
 
 func (s *FastServer) closeDone() {

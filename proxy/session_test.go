@@ -2,12 +2,17 @@ package proxy
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wharflb/wharf/lb"
 )
 
 // The read session answers without reading between requests; what comes
@@ -97,4 +102,84 @@ func TestFastSessionKeepsWhatCameMeanwhile(t *testing.T) {
 			t.Fatalf("closed after %v", d)
 		}
 	})
+}
+
+// Close cuts off a connection in the middle of an exchange, though the
+// exchange runs inside the connection's read session.
+func TestFastCloseCutsExchangeInSession(t *testing.T) {
+	release := make(chan struct{})
+	be := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		io.WriteString(w, "late")
+	})
+	defer close(release)
+	bal := lb.New(lb.OnRemove(ClosePeer))
+	bal.Update("test", []lb.Backend{be.backend(1)})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewFastServer(bal, Config{}, nil)
+	go srv.Serve(ln)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(100 * time.Millisecond) // the request reaches the backend
+	srv.Close()
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, err := c.Read(make([]byte, 100))
+	if err == nil || n > 0 {
+		t.Fatalf("read %d bytes, %v; want the connection cut off", n, err)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("connection still open 2 s after Close")
+	}
+}
+
+// Shutdown ends idle connections at once, those waiting in their read
+// session and those handed to waitIdle alike, and then returns.
+func TestFastShutdownEndsIdleConnections(t *testing.T) {
+	be := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok "+r.URL.Path) })
+	bal := lb.New(lb.OnRemove(ClosePeer))
+	bal.Update("test", []lb.Backend{be.backend(1)})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewFastServer(bal, Config{}, nil)
+	go srv.Serve(ln)
+	defer srv.Close()
+	var conns []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		conns = append(conns, c)
+		if i == 0 {
+			time.Sleep(idleHandoff * 3) // the first one goes to waitIdle
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v after %v", err, time.Since(start))
+	}
+	for i, c := range conns {
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		if n, err := c.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("connection %d: %d bytes, %v; want EOF", i, n, err)
+		}
+	}
 }
