@@ -117,7 +117,6 @@ func (b *Balancer) build() (*Table, []*peerState) {
 	}
 	services := map[string]*member{}
 	var order []string
-	seen := map[string]bool{}
 	states := make(map[string]*peerState, len(b.states))
 	for _, src := range names {
 		for _, be := range b.sources[src] {
@@ -129,12 +128,11 @@ func (b *Balancer) build() (*Table, []*peerState) {
 				be.Service = DefaultService
 			}
 			k := be.Key()
-			if seen[k] {
+			if _, dup := states[k]; dup {
 				b.log.Warn().Str("source", src).Str("container", be.Name).Str("address", be.Addr).
 					Msg("backend listed twice; keeping the first")
 				continue
 			}
-			seen[k] = true
 			st := b.states[k]
 			if st == nil {
 				st = &peerState{}
@@ -258,17 +256,22 @@ func sameCycle(a, b *Pool) bool {
 
 // logDiff logs each peer that joined or left, once, at info level.
 func (b *Balancer) logDiff(old, cur *Table) {
-	before := map[string]*Peer{}
+	// A peer's state is shared by its versions in both tables (it is
+	// carried by key), so it identifies the peer without building keys.
+	n := 0
+	for _, p := range old.pools {
+		n += len(p.peers)
+	}
+	before := make(map[*peerState]*Peer, n)
 	for _, p := range old.pools {
 		for _, pe := range p.peers {
-			before[pe.Key()] = pe
+			before[pe.state] = pe
 		}
 	}
 	for _, p := range cur.pools {
 		for _, pe := range p.peers {
-			k := pe.Key()
-			if o, ok := before[k]; ok {
-				delete(before, k)
+			if o, ok := before[pe.state]; ok {
+				delete(before, pe.state)
 				if o.Weight != pe.Weight || o.Backup != pe.Backup || o.Service != pe.Service {
 					b.log.Info().Str("service", p.name).Str("container", pe.Name).Str("address", pe.Addr).
 						Int("weight", pe.Weight).Bool("backup", pe.Backup).Msg("peer updated")
