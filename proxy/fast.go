@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -220,7 +219,7 @@ type fastConn struct {
 	c        net.Conn
 	sock     sockIO // writes to the client; reads are readOnce's
 	clientIP netip.Addr
-	idle     atomic.Bool // waiting for a request: Shutdown may close it
+	idle     atomic.Bool // waiting for a request: Shutdown may end it
 
 	readFn    func(fd uintptr) bool // fill's RawConn callback: readOnce
 	sessionFn func(fd uintptr) bool // serve's RawConn callback: session
@@ -292,17 +291,9 @@ func (c *fastConn) fill() error {
 	// readOnce leaves its result in c.sock's n and err, which no write is
 	// using meanwhile.
 	c.sock.n, c.sock.err = 0, nil
-	if err := c.sock.rc.Read(c.readFn); err != nil {
-		return err
-	}
-	if c.sock.err != nil {
-		return c.sock.err
-	}
-	if c.sock.n <= 0 {
-		return io.EOF
-	}
-	c.w += c.sock.n
-	return nil
+	n, err := c.sock.readResult(c.sock.rc.Read(c.readFn))
+	c.w += n
+	return err
 }
 
 // deadlineSlack is how far a read deadline may lag behind the time it

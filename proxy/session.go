@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"io"
 	"os"
 	"syscall"
 	"time"
@@ -92,35 +91,19 @@ func (c *fastConn) session(fd uintptr) bool {
 	for {
 		err := c.parseHead()
 		if err == httpwire.ErrNeedMore {
-			if c.in == nil {
-				c.in = getBuf()
-				c.r, c.w = 0, 0
-			}
-			room := (*c.in)[c.w:]
-			n, errno := recv(int(fd), room)
-			switch errno {
-			case 0:
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
+			c.sock.n, c.sock.err = 0, nil
+			if !c.readOnce(fd) {
 				c.full = false
-				if c.r == c.w {
-					putBuf(c.in)
-					c.in = nil
-					c.r, c.w = 0, 0
-				}
 				c.armWait()
 				return false
-			default:
-				c.serr = os.NewSyscallError("recvfrom", errno)
-				return true
 			}
-			if n == 0 {
-				c.serr = io.EOF
+			n, err := c.sock.readResult(nil)
+			if err != nil {
+				c.serr = err
 				return true
 			}
 			c.w += n
-			c.full = n == len(room)
+			c.full = c.w == len(*c.in)
 			c.idle.Store(false)
 			c.idleLong = false
 			continue

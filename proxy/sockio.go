@@ -48,6 +48,12 @@ func (s *sockIO) Read(b []byte) (int, error) {
 	s.buf, s.n, s.err = b, 0, nil
 	err := s.rc.Read(s.readFn)
 	s.buf = nil
+	return s.readResult(err)
+}
+
+// readResult is what a read through readOnce came to, err being what
+// RawConn.Read returned: the bytes read, or the error, or io.EOF for none.
+func (s *sockIO) readResult(err error) (int, error) {
 	switch {
 	case err != nil:
 		return 0, err

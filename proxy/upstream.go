@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"io"
 	"net"
 	"os"
 	"sync"
@@ -72,9 +71,8 @@ type upConn struct {
 	// (see forwarding.attempt).
 	canRetryFresh bool
 
-	// For closedByPeer: the connection's raw form and a read callback
-	// made once per connection, so that checking allocates nothing.
-	rc      syscall.RawConn
+	// For closedByPeer: a read callback made once per connection, so
+	// that checking allocates nothing.
 	peek    func(fd uintptr) bool
 	peekBuf [1]byte
 	peekErr error
@@ -105,7 +103,7 @@ func (e sendError) Unwrap() error { return e.error }
 func (up *upConn) sendThenRead(b []byte) (int, error) {
 	up.sent = 0
 	up.sock.buf, up.sock.n, up.sock.err = b, 0, nil
-	err := up.rc.Read(up.sendRead)
+	err := up.sock.rc.Read(up.sendRead)
 	up.sock.buf = nil
 	req := up.pending
 	up.pending = nil
@@ -124,13 +122,7 @@ func (up *upConn) sendThenRead(b []byte) (int, error) {
 		}
 		return up.sock.Read(b)
 	}
-	if up.sock.err != nil {
-		return 0, up.sock.err
-	}
-	if up.sock.n == 0 {
-		return 0, io.EOF
-	}
-	return up.sock.n, nil
+	return up.sock.readResult(nil)
 }
 
 // sendReadOnce is sendThenRead's RawConn callback: on its first call it
@@ -192,19 +184,20 @@ func (p *upstreamPool) get(fresh, check bool, now time.Time) (*upConn, error) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	up := &upConn{c: c}
-	if sc, ok := c.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			up.rc = rc
-			up.peek = up.peekOnce
-			up.sock.init(rc, true)
-			up.sendRead = up.sendReadOnce
-		}
-	}
-	if up.rc == nil {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
 		c.Close()
 		return nil, errNotSocket
 	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	up := &upConn{c: c}
+	up.sock.init(rc, true)
+	up.peek = up.peekOnce
+	up.sendRead = up.sendReadOnce
 	return up, nil
 }
 
@@ -227,7 +220,7 @@ func (up *upConn) clearDeadline() {
 // and the failure could not be told from a peer that read it and died.
 func (up *upConn) closedByPeer() bool {
 	up.peekErr = nil
-	if err := up.rc.Read(up.peek); err != nil {
+	if err := up.sock.rc.Read(up.peek); err != nil {
 		return true
 	}
 	return up.peekErr != syscall.EAGAIN
