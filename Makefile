@@ -1,7 +1,7 @@
 # Everyday commands. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: test lint demo demo-down bench build
+.PHONY: test lint demo demo-down images bench build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/wharf ./cmd/wharf
@@ -26,6 +26,10 @@ demo:
 
 demo-down:
 	./compose/demo.sh down
+
+# The images wharf:demo and wharf-webtest:demo, without starting anything.
+images:
+	./compose/demo.sh images
 
 bench:
 	./bench/run.sh

@@ -4,6 +4,7 @@
 #
 #   compose/demo.sh        build the binaries and images, start, wait, show what to try
 #   compose/demo.sh down   stop and remove the demo (containers and network)
+#   compose/demo.sh images only build the images wharf:demo and wharf-webtest:demo
 #
 # Needs Go, Docker and docker-compose (1.29) or docker compose (v2); no
 # registry: the binaries are compiled here and copied into FROM scratch
@@ -58,7 +59,9 @@ down() {
 	compose down --remove-orphans
 }
 
-up() {
+# images compiles the binaries and builds the images wharf:demo and
+# wharf-webtest:demo, which the demo and the README's examples run.
+images() {
 	command -v go >/dev/null 2>&1 || die "go not found: it compiles the binaries"
 	docker info >/dev/null 2>&1 || die "the Docker engine does not answer (docker info)"
 	local d
@@ -76,6 +79,10 @@ up() {
 	DOCKER_BUILDKIT=1 "$d" build -q --build-arg SRC=prebuilt -f cmd/webtest/Dockerfile -t wharf-webtest:demo . >/dev/null
 	DOCKER_BUILDKIT=1 "$d" build -q --build-arg SRC=prebuilt -f Dockerfile -t wharf:demo . >/dev/null
 	docker images --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep -E '^(wharf|wharf-webtest):demo ' | sed 's/^/    /' || true
+}
+
+up() {
+	images
 
 	echo "==> starting"
 	DOCKER_GID=$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)
@@ -123,6 +130,7 @@ EOF
 
 case ${1:-up} in
 up) up ;;
+images) images ;;
 down) down ;;
-*) die "usage: $0 [up|down]" ;;
+*) die "usage: $0 [up|down|images]" ;;
 esac
