@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wharflb/wharf/internal/testutil"
 	"github.com/wharflb/wharf/lb"
 )
 
@@ -166,18 +167,6 @@ func peerNames(t *testing.T, data string) []string {
 	return names
 }
 
-// waitFor polls cond every millisecond for at most five seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 5s: %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func TestEventsRoute(t *testing.T) {
 	srv := httptest.NewServer(New(testBalancer("webtest001"), func() bool { return true }))
 	defer srv.Close()
@@ -253,8 +242,8 @@ func TestEventsEndWithTheClient(t *testing.T) {
 		stop()
 	}
 	tr.CloseIdleConnections()
-	waitFor(t, "streams still running", func() bool { return es.streams.Load() == 0 })
-	waitFor(t, "goroutines left behind", func() bool { return runtime.NumGoroutine() <= before })
+	testutil.Eventually(t, 5*time.Second, "streams still running", func() bool { return es.streams.Load() == 0 })
+	testutil.Eventually(t, 5*time.Second, "goroutines left behind", func() bool { return runtime.NumGoroutine() <= before })
 }
 
 // TestEventsStalledClient checks that a client that stops reading does not
@@ -279,7 +268,7 @@ func TestEventsStalledClient(t *testing.T) {
 	defer conn.Close()
 	conn.(*net.TCPConn).SetReadBuffer(4096)
 	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: wharf\r\n\r\n") // and never read
-	waitFor(t, "stream not started", func() bool { return es.streams.Load() == 1 })
+	testutil.Eventually(t, 5*time.Second, "stream not started", func() bool { return es.streams.Load() == 1 })
 	deadline := time.Now().Add(10 * time.Second)
 	for es.streams.Load() != 0 {
 		if time.Now().After(deadline) {

@@ -36,6 +36,7 @@ import (
 	"github.com/wharflb/wharf/internal/dockertest"
 	"github.com/wharflb/wharf/internal/faultproxy"
 	"github.com/wharflb/wharf/internal/loadgen"
+	"github.com/wharflb/wharf/internal/testutil"
 )
 
 func init() {
@@ -221,7 +222,7 @@ func (s *scenario) readiness(c *dockertest.Container) {
 	}
 	s.waitPeers(s.all...)
 	var added time.Time
-	for _, a := range s.wharf.logs.records("peer added") {
+	for _, a := range records(s.wharf.logs, "peer added") {
 		if a.Container == c.Name {
 			added = a.Time
 		}
@@ -275,9 +276,7 @@ func (s *scenario) requireNoFailure(sum loadgen.Summary) {
 }
 
 func (s *scenario) wharfLog() string {
-	s.wharf.logs.mu.Lock()
-	defer s.wharf.logs.mu.Unlock()
-	return s.wharf.logs.buf.String()
+	return s.wharf.logs.String()
 }
 
 // readdMargin is how long before its "peer added" line wharf may already
@@ -291,8 +290,8 @@ const readdMargin = 50 * time.Millisecond
 // acted and when the last request it answered was sent.
 func (s *scenario) checkDrain(rs []loadgen.Result) {
 	s.t.Helper()
-	added := s.wharf.logs.records("peer added")
-	for _, rm := range s.wharf.logs.records("peer removed") {
+	added := records(s.wharf.logs, "peer added")
+	for _, rm := range records(s.wharf.logs, "peer removed") {
 		// The peer was in the table from its latest "peer added" before
 		// the removal, and is out of it until the next one.
 		var in, back time.Time
@@ -329,7 +328,7 @@ func (s *scenario) checkDrain(rs []loadgen.Result) {
 		}
 		msg := fmt.Sprintf("%s: %s out of wharf's table %v after its %s event", s.id, rm.Container,
 			rm.Time.Sub(cause.time).Round(10*time.Microsecond), cause.action)
-		for _, ev := range s.wharf.logs.records("event") {
+		for _, ev := range records(s.wharf.logs, "event") {
 			if ev.Name == rm.Container && ev.Action == cause.action && !ev.Time.Before(cause.time) {
 				msg += fmt.Sprintf(" (%v after wharf received it)", rm.Time.Sub(ev.Time).Round(10*time.Microsecond))
 				break
@@ -396,7 +395,7 @@ type postOutcome struct {
 func (s *scenario) checkPosts(rs []loadgen.Result) postOutcome {
 	s.t.Helper()
 	recorded := s.postIDs()
-	attempts := s.wharf.logs.records("attempt failed")
+	attempts := records(s.wharf.logs, "attempt failed")
 	var o postOutcome
 	sent := map[string]bool{}
 	for i := range rs {
@@ -580,15 +579,11 @@ type logRecord struct {
 }
 
 // records returns wharf's log lines whose message contains msg.
-func (l *logBuffer) records(msg string) []logRecord {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+func records(l *testutil.LogBuffer, msg string) []logRecord {
 	var out []logRecord
-	sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
+	for _, line := range l.Lines("") {
 		var r logRecord
-		if json.Unmarshal(sc.Bytes(), &r) == nil && strings.Contains(r.Message, msg) {
+		if json.Unmarshal([]byte(line.Raw), &r) == nil && strings.Contains(r.Message, msg) {
 			out = append(out, r)
 		}
 	}
@@ -647,7 +642,7 @@ func TestChaos(t *testing.T) {
 		b.Restart(10 * time.Second)
 		s.readiness(b)
 		s.answered(load, b, since)
-		if len(s.wharf.logs.records("peer removed")) == 0 {
+		if len(records(s.wharf.logs, "peer removed")) == 0 {
 			t.Errorf("wharf never took %s out during its restart", b.Name)
 		}
 		time.Sleep(settle)
@@ -780,13 +775,13 @@ func TestChaosEngineOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	upAt := time.Now()
-	if outage := s.wharf.logs.lines("error"); len(outage) != 1 || !strings.Contains(outage[0], "events stream") {
+	if outage := s.wharf.logs.Lines("error"); len(outage) != 1 || !strings.Contains(outage[0].Raw, "events stream") {
 		t.Errorf("wharf logged %d errors while the engine was away, want one naming the events stream:\n%s",
-			len(outage), strings.Join(outage, "\n"))
+			len(outage), testutil.Raws(outage))
 	}
 	var recovered time.Time
 	for deadline := time.Now().Add(chaosWait); recovered.IsZero(); {
-		if rs := s.wharf.logs.records("reconnected to the Docker engine"); len(rs) > 0 {
+		if rs := records(s.wharf.logs, "reconnected to the Docker engine"); len(rs) > 0 {
 			recovered = rs[0].Time
 		} else if time.Now().After(deadline) {
 			t.Fatalf("wharf did not reconnect within %s of the engine coming back", chaosWait)
@@ -799,7 +794,7 @@ func TestChaosEngineOutage(t *testing.T) {
 	time.Sleep(settle)
 	rs := s.stop(load)
 	during := 0
-	for _, r := range s.wharf.logs.records("attempt failed") {
+	for _, r := range records(s.wharf.logs, "attempt failed") {
 		if r.Container != gone.Name {
 			continue
 		}
@@ -815,7 +810,7 @@ func TestChaosEngineOutage(t *testing.T) {
 			t.Errorf("the removed %s answered a request sent after wharf reconnected", gone.Name)
 		}
 	}
-	if n := len(s.wharf.logs.records("reconnected to the Docker engine")); n != 1 {
+	if n := len(records(s.wharf.logs, "reconnected to the Docker engine")); n != 1 {
 		t.Errorf("wharf logged its recovery %d times, want once", n)
 	}
 	t.Logf("(e): engine down %v; wharf reconnected %v after it came back", upAt.Sub(downAt).Round(time.Millisecond),

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wharflb/wharf/internal/testutil"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -97,7 +99,7 @@ func TestRunExitCodes(t *testing.T) {
 	if code := run([]string{"version"}, func(string) string { return "" }, &stdout, io.Discard); code != 0 || !strings.HasPrefix(stdout.String(), "wharf ") {
 		t.Fatalf("version: exit %d, output %q", code, stdout.String())
 	}
-	if code := run([]string{"healthcheck", "--admin-listen", freeAddr(t)}, func(string) string { return "" }, io.Discard, io.Discard); code != 1 {
+	if code := run([]string{"healthcheck", "--admin-listen", testutil.FreeAddr(t)}, func(string) string { return "" }, io.Discard, io.Discard); code != 1 {
 		t.Fatalf("healthcheck with nothing listening: exit %d, want 1", code)
 	}
 }

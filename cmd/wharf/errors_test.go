@@ -11,26 +11,20 @@ import (
 	"time"
 
 	"github.com/wharflb/wharf/internal/dockertest"
+	"github.com/wharflb/wharf/internal/testutil"
 )
 
 // Errors that name the fix: each situation a user meets when wiring wharf
 // to Docker ends in a log line that says what to do.
 
 // waitLog polls the log until a line of level contains every word.
-func waitLog(t *testing.T, logs *logBuffer, level string, words ...string) string {
+func waitLog(t *testing.T, logs *testutil.LogBuffer, level string, words ...string) string {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if l := logs.lines(level, words...); len(l) > 0 {
-			return l[0]
-		}
-		if time.Now().After(deadline) {
-			logs.mu.Lock()
-			defer logs.mu.Unlock()
-			t.Fatalf("no %s line with %q; logs:\n%s", level, words, logs.buf.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	var found []testutil.LogLine
+	if !testutil.Poll(15*time.Second, func() bool { found = logs.Lines(level, words...); return len(found) > 0 }) {
+		t.Fatalf("no %s line with %q; logs:\n%s", level, words, logs.String())
 	}
+	return found[0].Raw
 }
 
 func TestErrorSocketMissing(t *testing.T) {
@@ -63,10 +57,10 @@ func TestErrorSocketPermissionDenied(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	os.Chmod(bin, 0o755)
-	cmd := exec.Command(bin, "--network", "webtest", "--listen", freeAddr(t), "--admin-listen", "", "--log-format", "json")
+	cmd := exec.Command(bin, "--network", "webtest", "--listen", testutil.FreeAddr(t), "--admin-listen", "", "--log-format", "json")
 	cmd.Env = []string{"DOCKER_HOST=unix://" + sock}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	var logs logBuffer
+	var logs testutil.LogBuffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -18,60 +15,15 @@ import (
 
 	"github.com/wharflb/wharf/admin"
 	"github.com/wharflb/wharf/internal/dockertest"
+	"github.com/wharflb/wharf/internal/testutil"
 )
 
 func TestMain(m *testing.M) { dockertest.Main(m) }
 
-// logBuffer collects wharf's JSON log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// lines returns the log lines whose level is level and whose text contains
-// every one of words.
-func (l *logBuffer) lines(level string, words ...string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
-	for sc.Scan() {
-		line := sc.Text()
-		var rec struct{ Level string }
-		if json.Unmarshal([]byte(line), &rec) != nil || rec.Level != level {
-			continue
-		}
-		ok := true
-		for _, w := range words {
-			ok = ok && strings.Contains(line, w)
-		}
-		if ok {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // instance is a wharf running in the test process.
 type instance struct {
 	url, admin string
-	logs       *logBuffer
+	logs       *testutil.LogBuffer
 	// stop shuts wharf down as SIGTERM does and returns serve's result.
 	stop func() error
 }
@@ -79,29 +31,26 @@ type instance struct {
 func startWharf(t *testing.T, args ...string) *instance {
 	t.Helper()
 	in := startWharfUnready(t, args...)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	// wharf's first sync waits on the engine: poll its health endpoint.
+	healthy := func() bool {
 		res, err := http.Get(in.admin + "/healthz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return in
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			in.logs.mu.Lock()
-			defer in.logs.mu.Unlock()
-			t.Fatalf("wharf not healthy after 15s; logs:\n%s", in.logs.buf.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+		res.Body.Close()
+		return res.StatusCode == 200
 	}
+	if !testutil.Poll(15*time.Second, healthy) {
+		t.Fatalf("wharf not healthy after 15s; logs:\n%s", in.logs.String())
+	}
+	return in
 }
 
 // startWharfUnready starts wharf without waiting for its first sync.
 func startWharfUnready(t *testing.T, args ...string) *instance {
 	t.Helper()
-	in := &instance{logs: &logBuffer{}}
-	listen, adminAddr := freeAddr(t), freeAddr(t)
+	in := &instance{logs: &testutil.LogBuffer{}}
+	listen, adminAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	in.url, in.admin = "http://"+listen, "http://"+adminAddr
 	cfg, err := parseConfig(append([]string{"--listen", listen, "--admin-listen", adminAddr}, args...),
 		func(string) string { return "" }, io.Discard)
@@ -225,9 +174,9 @@ func TestDiscoveryEndToEnd(t *testing.T) {
 	})
 
 	t.Run("bad label warned once", func(t *testing.T) {
-		warns := in.logs.lines("warn", bad.Name, "lb.weight", "abc")
+		warns := in.logs.Lines("warn", bad.Name, "lb.weight", "abc")
 		if len(warns) != 1 {
-			t.Fatalf("%d warnings naming %s, lb.weight and abc, want 1:\n%s", len(warns), bad.Name, strings.Join(warns, "\n"))
+			t.Fatalf("%d warnings naming %s, lb.weight and abc, want 1:\n%s", len(warns), bad.Name, testutil.Raws(warns))
 		}
 	})
 

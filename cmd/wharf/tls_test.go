@@ -115,7 +115,7 @@ func TestTLSWithHTTP2AndReloadOnSIGHUP(t *testing.T) {
 		t.Fatalf("existing connection dropped by the reload: %v", err)
 	}
 	res.Body.Close()
-	if got := len(in.logs.lines("info", "certificate reloaded")); got != 1 {
+	if got := len(in.logs.Lines("info", "certificate reloaded")); got != 1 {
 		t.Fatalf("%d reload log lines, want 1", got)
 	}
 }
