@@ -13,8 +13,12 @@
 #
 # Run it on the network of the containers to balance, with the Docker socket:
 #
-#   docker run -d --name wharf --network webtest -p 10000:10000 -p 8080:8080 \
+#   docker run -d --name wharf --network webtest -p 10000:10000 -p 127.0.0.1:8080:8080 \
+#     --group-add "$(stat -c %g /var/run/docker.sock)" \
 #     -v /var/run/docker.sock:/var/run/docker.sock:ro wharf --network webtest
+#
+# The admin port is published to this machine only; to reach it from
+# elsewhere, publish it on every interface and set --admin-auth.
 ARG SRC=build
 
 FROM golang:1.26 AS build

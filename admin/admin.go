@@ -12,23 +12,27 @@ import (
 
 // Server answers the admin endpoints for one Balancer.
 type Server struct {
-	bal   *lb.Balancer
-	ready func() bool
-	mux   *http.ServeMux
+	bal     *lb.Balancer
+	ready   func() bool
+	mux     *http.ServeMux
+	handler http.Handler // mux behind the access rules
 }
 
 // New returns the admin handler. ready reports whether the first sync with
-// every source is done; /healthz answers 503 until then.
-func New(bal *lb.Balancer, ready func() bool) *Server {
+// every source is done; /healthz answers 503 until then. access says who
+// may ask; its zero value serves requests that name the server by a
+// loopback name or an IP address, without credentials.
+func New(bal *lb.Balancer, ready func() bool, access Access) *Server {
 	s := &Server{bal: bal, ready: ready, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /api/services", s.services)
 	s.mux.Handle("GET /{$}", newDashboardPage())
 	s.mux.Handle("GET /api/events", newEventStream(bal))
+	s.handler = access.guard(s.mux)
 	return s
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	if !s.ready() {

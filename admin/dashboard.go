@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"regexp"
 	"sync"
@@ -81,6 +82,9 @@ const (
 	eventKeepAlive  = 15 * time.Second
 	eventWriteLimit = 10 * time.Second
 	eventMaxStreams = 64
+	// eventMaxPerClient leaves streams for others when one client address
+	// opens many: a dashboard needs one per open tab.
+	eventMaxPerClient = 8
 )
 
 // eventStream serves /api/events: the /api/services document as
@@ -93,18 +97,22 @@ const (
 // otherwise. Streams share the encoded document: it is built at most once
 // per half interval, however many browsers watch. A stream ends when its
 // client goes away (the request's context is done) or when a write does not
-// complete within writeLimit; at most maxStreams run at once, further ones
-// are answered 503.
+// complete within writeLimit; at most maxStreams run at once, and at most
+// maxPerClient from one client address; further ones are answered 503.
 //
 // Safe for concurrent use.
 type eventStream struct {
-	bal        *lb.Balancer
-	interval   time.Duration
-	keepAlive  time.Duration
-	writeLimit time.Duration
-	maxStreams int64
+	bal          *lb.Balancer
+	interval     time.Duration
+	keepAlive    time.Duration
+	writeLimit   time.Duration
+	maxStreams   int64
+	maxPerClient int
 
 	streams atomic.Int64 // running streams
+
+	clientsMu sync.Mutex
+	clients   map[string]int // running streams by client address
 
 	mu    sync.Mutex
 	doc   []byte    // the encoded document; never modified once built
@@ -114,7 +122,8 @@ type eventStream struct {
 
 func newEventStream(bal *lb.Balancer) *eventStream {
 	return &eventStream{bal: bal, interval: eventInterval, keepAlive: eventKeepAlive,
-		writeLimit: eventWriteLimit, maxStreams: eventMaxStreams}
+		writeLimit: eventWriteLimit, maxStreams: eventMaxStreams, maxPerClient: eventMaxPerClient,
+		clients: map[string]int{}}
 }
 
 // document returns the current /api/services document, encoded on one
@@ -134,14 +143,41 @@ func (e *eventStream) document() []byte {
 	return doc
 }
 
-func (e *eventStream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// admit counts a new stream from client, or reports why it may not start.
+func (e *eventStream) admit(client string) (ok bool, why string) {
+	e.clientsMu.Lock()
+	defer e.clientsMu.Unlock()
+	if e.clients[client] >= e.maxPerClient {
+		return false, fmt.Sprintf("too many event streams from %s (at most %d)", client, e.maxPerClient)
+	}
 	if e.streams.Add(1) > e.maxStreams {
 		e.streams.Add(-1)
+		return false, "too many event streams"
+	}
+	e.clients[client]++
+	return true, ""
+}
+
+func (e *eventStream) release(client string) {
+	e.clientsMu.Lock()
+	defer e.clientsMu.Unlock()
+	if e.clients[client]--; e.clients[client] <= 0 {
+		delete(e.clients, client)
+	}
+	e.streams.Add(-1)
+}
+
+func (e *eventStream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	client, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		client = r.RemoteAddr
+	}
+	if ok, why := e.admit(client); !ok {
 		w.Header().Set("Retry-After", "5")
-		http.Error(w, "too many event streams", http.StatusServiceUnavailable)
+		writeError(w, http.StatusServiceUnavailable, why)
 		return
 	}
-	defer e.streams.Add(-1)
+	defer e.release(client)
 
 	rc := http.NewResponseController(w)
 	// The deadline bounds each write; clear it for whatever the

@@ -37,9 +37,9 @@ func backends(names ...string) []lb.Backend {
 }
 
 func TestDashboardPage(t *testing.T) {
-	s := New(testBalancer("webtest001"), func() bool { return true })
+	s := New(testBalancer("webtest001"), func() bool { return true }, Access{})
 	get := func(path string, header ...string) *httptest.ResponseRecorder {
-		req := httptest.NewRequest("GET", path, nil)
+		req := httptest.NewRequest("GET", "http://localhost:8080"+path, nil)
 		for i := 0; i+1 < len(header); i += 2 {
 			req.Header.Set(header[i], header[i+1])
 		}
@@ -168,7 +168,7 @@ func peerNames(t *testing.T, data string) []string {
 }
 
 func TestEventsRoute(t *testing.T) {
-	srv := httptest.NewServer(New(testBalancer("webtest001"), func() bool { return true }))
+	srv := httptest.NewServer(New(testBalancer("webtest001"), func() bool { return true }, Access{}))
 	defer srv.Close()
 	ev, stop := openStream(t, srv.Client(), srv.URL+"/api/events")
 	defer stop()
@@ -222,6 +222,7 @@ func TestEventsSendChanges(t *testing.T) {
 func TestEventsEndWithTheClient(t *testing.T) {
 	es := newEventStream(testBalancer("webtest001"))
 	es.interval = 2 * time.Millisecond
+	es.maxPerClient = 64 // every stream comes from 127.0.0.1
 	srv := httptest.NewServer(es)
 	defer srv.Close()
 	tr := &http.Transport{}

@@ -29,10 +29,10 @@ func TestMetrics(t *testing.T) {
 	pool.Stats().Responses.Add(200)
 	pool.Stats().Retries.Add(1)
 
-	s := New(bal, func() bool { return true })
+	s := New(bal, func() bool { return true }, Access{})
 	s.EnableMetrics(Sources{NoRoute: func() uint64 { return 7 }})
 	rec := httptest.NewRecorder()
-	s.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "http://localhost/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
 	text := string(body)
 	for _, want := range []string{

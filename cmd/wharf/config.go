@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wharflb/wharf/admin"
 	"github.com/wharflb/wharf/lb"
 	"github.com/wharflb/wharf/proxy"
 )
@@ -20,6 +21,7 @@ type config struct {
 	LabelPrefix         string
 	Upstreams           []lb.Backend
 	AdminListen         string
+	AdminAuth           admin.Authenticator // nil: no credentials, Host check only
 	LogLevel            string
 	LogFormat           string
 	AccessLog           bool
@@ -59,6 +61,11 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 		return nil
 	})
 	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:8080", "admin server (health, API, metrics, dashboard); empty disables")
+	fs.Func("admin-auth", "credentials for the admin server: basic:FILE (htpasswd -B) or bearer:FILE (a token); default: none, and only localhost or an IP address as Host", func(s string) error {
+		a, err := admin.ParseAuth(s)
+		c.AdminAuth = a
+		return err
+	})
 	fs.Func("log-level", "debug, info, warn or error (default info)", oneOf(&c.LogLevel, "debug", "info", "warn", "error"))
 	fs.Func("log-format", "json, console or auto (default auto: console on a terminal)", oneOf(&c.LogFormat, "json", "console", "auto"))
 	fs.BoolVar(&c.AccessLog, "access-log", false, "log one line per request")

@@ -180,7 +180,8 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 			ln.Close()
 			return fmt.Errorf("--admin-listen %s: %w", cfg.AdminListen, err)
 		}
-		adm := admin.New(bal, ready)
+		adminHost, _, _ := net.SplitHostPort(cfg.AdminListen)
+		adm := admin.New(bal, ready, admin.Access{Auth: cfg.AdminAuth, ListenHost: adminHost})
 		adm.EnableMetrics(admin.Sources{NoRoute: handler.Stats().NoRoute.Load, Discovery: disc})
 		asrv := &http.Server{Handler: adm, ReadHeaderTimeout: 10 * time.Second}
 		go asrv.Serve(aln)
