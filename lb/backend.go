@@ -10,6 +10,7 @@ package lb
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -88,6 +89,21 @@ type Backend struct {
 
 // Key is the identity under which runtime state is kept.
 func (b *Backend) Key() string { return b.ID + "|" + b.Network + "|" + b.Addr }
+
+// Equal reports whether b and o describe the same peer with the same
+// settings: a source that finds its list unchanged need not publish it.
+// Started compares as an instant (time.Time.Equal), Hosts as lists (nil and
+// empty are equal). A test sets every field in turn, so a field added to
+// Backend, Rules or HealthCheck that Equal misses fails it.
+func (b Backend) Equal(o Backend) bool {
+	return b.ID == o.ID && b.Name == o.Name && b.Service == o.Service &&
+		b.Network == o.Network && b.Addr == o.Addr &&
+		b.Weight == o.Weight && b.Backup == o.Backup && b.MaxFails == o.MaxFails &&
+		b.FailTimeout == o.FailTimeout &&
+		slices.Equal(b.Rules.Hosts, o.Rules.Hosts) && b.Rules.PathPrefix == o.Rules.PathPrefix &&
+		b.Rules.StripPrefix == o.Rules.StripPrefix && b.Rules.Policy == o.Rules.Policy &&
+		b.Health == o.Health && b.Started.Equal(o.Started)
+}
 
 // Validate reports the first setting of b that cannot be balanced.
 func (b *Backend) Validate() error {
