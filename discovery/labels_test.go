@@ -2,6 +2,8 @@ package discovery
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -389,5 +391,78 @@ func TestParseLabelsErrors(t *testing.T) {
 	_, err = ParseLabels(map[string]string{"edge.health.interval": "1s"}, "edge")
 	if want := `label edge.health.interval="1s": want a duration longer than edge.health.timeout (2s)`; err == nil || err.Error() != want {
 		t.Errorf("got error %v, want %s", err, want)
+	}
+}
+
+// TestReadmeLabelsTable holds the README's Labels table to the labels wharf
+// knows: the same names in the same order (enable and port, then lb's
+// settings), each setting's default as lb's table states it, the weight
+// range and the policies as lb defines them.
+func TestReadmeLabelsTable(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Labels\n")
+	if !ok {
+		t.Fatal("README.md has no section ## Labels")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+
+	type row struct{ name, def, meaning string }
+	var rows []row
+	for _, line := range strings.Split(section, "\n") {
+		if !strings.HasPrefix(line, "| `lb.") {
+			continue
+		}
+		cells := strings.Split(strings.Trim(line, "|"), " | ")
+		if len(cells) != 3 {
+			t.Fatalf("README.md Labels row without 3 cells: %s", line)
+		}
+		// One row may document several labels: "`lb.a`, `lb.b`" with
+		// defaults "off, `5s`".
+		names := strings.Split(strings.TrimSpace(cells[0]), ", ")
+		defs := strings.Split(strings.TrimSpace(cells[1]), ", ")
+		if len(names) > 1 && len(defs) != len(names) {
+			t.Fatalf("README.md Labels row names %d labels but %d defaults: %s", len(names), len(defs), line)
+		}
+		for i, n := range names {
+			def := defs[0]
+			if len(names) > 1 {
+				def = defs[i]
+			}
+			rows = append(rows, row{strings.Trim(n, "`"), strings.Trim(def, "`"), cells[2]})
+		}
+	}
+
+	want := []string{"lb." + labelEnable, "lb." + labelPort}
+	defaults := map[string]string{}
+	for _, s := range lb.Settings() {
+		want = append(want, "lb."+s.Name)
+		defaults["lb."+s.Name] = s.Default
+	}
+	var got []string
+	for _, r := range rows {
+		got = append(got, r.name)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("README.md's Labels table lists\n%q\nwharf knows, in this order,\n%q\n(change the README with lb's settings table or discovery's labels)", got, want)
+	}
+	for _, r := range rows {
+		if def, ok := defaults[r.name]; ok && r.def != def {
+			t.Errorf("README.md says %s defaults to %q, lb's settings table says %q", r.name, r.def, def)
+		}
+		switch r.name {
+		case "lb.weight":
+			if rng := fmt.Sprintf("%d–%d", lb.MinWeight, lb.MaxWeight); !strings.Contains(r.meaning, rng) {
+				t.Errorf("README.md's lb.weight row does not state the range %s: %s", rng, r.meaning)
+			}
+		case "lb.policy":
+			for _, p := range lb.Policies() {
+				if !strings.Contains(r.meaning, "`"+string(p)+"`") {
+					t.Errorf("README.md's lb.policy row does not name %s: %s", p, r.meaning)
+				}
+			}
+		}
 	}
 }
