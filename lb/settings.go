@@ -17,6 +17,11 @@ import (
 //
 // Which container a label belongs to, and the container port (lb.enable,
 // lb.port), are Docker's business and live with the Docker source.
+//
+// A new setting is one row of settingTable plus its field in Backend (which
+// Backend.Equal's test then demands be compared) and its row in the README's
+// Labels table (which a test compares with this table). Every label source
+// takes it at once; --upstream when its Upstream form is set.
 type Setting struct {
 	Name string
 
@@ -30,7 +35,9 @@ type Setting struct {
 
 	// Upstream is the setting's form among the options of --upstream
 	// ("weight=N", "backup"), or "" when --upstream does not take it. The
-	// flag keeps to the parameters of nginx's server directive, plus service.
+	// flag keeps to the parameters of nginx's server directive, plus
+	// service; host could not join as it is, since its list's commas are the
+	// flag's option separator.
 	Upstream string
 
 	// parse stores the value, trimmed, in b, or returns what is allowed.
@@ -61,7 +68,8 @@ const (
 	maxHostNameComp = 63
 )
 
-// The settings that relate two others are checked after each parsed alone.
+// The two settings that constrain each other (the timeout is shorter than
+// the interval), checked after each is parsed alone.
 const (
 	settingHealthInterval = "health.interval"
 	settingHealthTimeout  = "health.timeout"
