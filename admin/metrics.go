@@ -99,7 +99,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	histogram := func(d *prometheus.Desc, h *lb.Histogram, labels ...string) {
 		cum, count, sum := h.Snapshot()
 		buckets := make(map[float64]uint64, len(cum))
-		for i, b := range lb.LatencyBuckets {
+		for i, b := range lb.LatencyBuckets() {
 			buckets[b] = cum[i]
 		}
 		ch <- prometheus.MustNewConstHistogram(d, count, sum, buckets, labels...)

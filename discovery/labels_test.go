@@ -2,6 +2,8 @@ package discovery
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -13,13 +15,35 @@ import (
 // defaultLabels is what ParseLabels returns for {"lb.enable": "true"}.
 func defaultLabels() Labels {
 	return Labels{
-		Enable:      true,
-		Service:     lb.DefaultService,
-		Weight:      lb.DefaultWeight,
-		MaxFails:    lb.DefaultMaxFails,
-		FailTimeout: lb.DefaultFailTimeout,
-		Health:      lb.HealthCheck{Interval: DefaultHealthInterval, Timeout: DefaultHealthTimeout},
+		Enable: true,
+		Peer: lb.Backend{
+			Service:     lb.DefaultService,
+			Weight:      lb.DefaultWeight,
+			MaxFails:    lb.DefaultMaxFails,
+			FailTimeout: lb.DefaultFailTimeout,
+			Health:      lb.HealthCheck{Interval: lb.DefaultHealthInterval, Timeout: lb.DefaultHealthTimeout},
+		},
 	}
+}
+
+// What the peer settings allow, as lb's settings table says it.
+var (
+	wantBool       = settingWant("backup")
+	wantWeight     = settingWant("weight")
+	wantMaxFails   = settingWant("max_fails")
+	wantDuration   = settingWant("fail_timeout")
+	wantService    = settingWant("service")
+	wantPath       = settingWant("path")
+	wantPolicy     = settingWant("policy")
+	wantHealthPath = settingWant("health.path")
+)
+
+func settingWant(name string) string {
+	s, ok := lb.LookupSetting(name)
+	if !ok {
+		panic("no setting " + name)
+	}
+	return s.Want
 }
 
 func TestParseLabelsDefaults(t *testing.T) {
@@ -58,6 +82,7 @@ func TestParseLabelsValues(t *testing.T) {
 		{"enable", "yes", func(l *Labels) {}, ""},
 		{"enable", "On", func(l *Labels) {}, ""},
 		{"enable", "1", func(l *Labels) {}, ""},
+		{"enable", "t", func(l *Labels) {}, ""}, // as --upstream's backup=t always was
 		{"enable", "", func(l *Labels) {}, ""},
 		{"enable", " true ", func(l *Labels) {}, ""},
 		{"enable", "false", func(l *Labels) { l.Enable = false }, ""},
@@ -65,7 +90,7 @@ func TestParseLabelsValues(t *testing.T) {
 		{"enable", "off", func(l *Labels) { l.Enable = false }, ""},
 		{"enable", "0", func(l *Labels) { l.Enable = false }, ""},
 		{"enable", "banana", nil, wantBool},
-		{"enable", "t", nil, wantBool},
+		{"enable", "tru", nil, wantBool},
 		{"enable", "2", nil, wantBool},
 
 		// port
@@ -87,9 +112,9 @@ func TestParseLabelsValues(t *testing.T) {
 		{"port", "", nil, wantPort},
 
 		// weight
-		{"weight", "1", func(l *Labels) { l.Weight = 1 }, ""},
-		{"weight", "5", func(l *Labels) { l.Weight = 5 }, ""},
-		{"weight", "1000", func(l *Labels) { l.Weight = 1000 }, ""},
+		{"weight", "1", func(l *Labels) { l.Peer.Weight = 1 }, ""},
+		{"weight", "5", func(l *Labels) { l.Peer.Weight = 5 }, ""},
+		{"weight", "1000", func(l *Labels) { l.Peer.Weight = 1000 }, ""},
 		{"weight", "abc", nil, wantWeight},
 		{"weight", "0", nil, wantWeight},
 		{"weight", "-3", nil, wantWeight},
@@ -99,26 +124,26 @@ func TestParseLabelsValues(t *testing.T) {
 		{"weight", "", nil, wantWeight},
 
 		// backup
-		{"backup", "true", func(l *Labels) { l.Backup = true }, ""},
-		{"backup", "", func(l *Labels) { l.Backup = true }, ""},
-		{"backup", "Yes", func(l *Labels) { l.Backup = true }, ""},
+		{"backup", "true", func(l *Labels) { l.Peer.Backup = true }, ""},
+		{"backup", "", func(l *Labels) { l.Peer.Backup = true }, ""},
+		{"backup", "Yes", func(l *Labels) { l.Peer.Backup = true }, ""},
 		{"backup", "false", func(l *Labels) {}, ""},
 		{"backup", "0", func(l *Labels) {}, ""},
 		{"backup", "maybe", nil, wantBool},
 
 		// max_fails
-		{"max_fails", "0", func(l *Labels) { l.MaxFails = 0 }, ""},
-		{"max_fails", "3", func(l *Labels) { l.MaxFails = 3 }, ""},
-		{"max_fails", "100", func(l *Labels) { l.MaxFails = 100 }, ""},
+		{"max_fails", "0", func(l *Labels) { l.Peer.MaxFails = 0 }, ""},
+		{"max_fails", "3", func(l *Labels) { l.Peer.MaxFails = 3 }, ""},
+		{"max_fails", "100", func(l *Labels) { l.Peer.MaxFails = 100 }, ""},
 		{"max_fails", "-1", nil, wantMaxFails},
 		{"max_fails", "three", nil, wantMaxFails},
 		{"max_fails", "", nil, wantMaxFails},
 
 		// fail_timeout
-		{"fail_timeout", "30s", func(l *Labels) { l.FailTimeout = 30 * time.Second }, ""},
-		{"fail_timeout", "30", func(l *Labels) { l.FailTimeout = 30 * time.Second }, ""},
-		{"fail_timeout", "1m30s", func(l *Labels) { l.FailTimeout = 90 * time.Second }, ""},
-		{"fail_timeout", "500ms", func(l *Labels) { l.FailTimeout = 500 * time.Millisecond }, ""},
+		{"fail_timeout", "30s", func(l *Labels) { l.Peer.FailTimeout = 30 * time.Second }, ""},
+		{"fail_timeout", "30", func(l *Labels) { l.Peer.FailTimeout = 30 * time.Second }, ""},
+		{"fail_timeout", "1m30s", func(l *Labels) { l.Peer.FailTimeout = 90 * time.Second }, ""},
+		{"fail_timeout", "500ms", func(l *Labels) { l.Peer.FailTimeout = 500 * time.Millisecond }, ""},
 		{"fail_timeout", "soon", nil, wantDuration},
 		{"fail_timeout", "0", nil, wantDuration},
 		{"fail_timeout", "0s", nil, wantDuration},
@@ -129,10 +154,10 @@ func TestParseLabelsValues(t *testing.T) {
 		{"fail_timeout", "", nil, wantDuration},
 
 		// service
-		{"service", "api", func(l *Labels) { l.Service = "api" }, ""},
-		{"service", "Web_Test-2.v1", func(l *Labels) { l.Service = "Web_Test-2.v1" }, ""},
-		{"service", "9lives", func(l *Labels) { l.Service = "9lives" }, ""},
-		{"service", strings.Repeat("a", 63), func(l *Labels) { l.Service = strings.Repeat("a", 63) }, ""},
+		{"service", "api", func(l *Labels) { l.Peer.Service = "api" }, ""},
+		{"service", "Web_Test-2.v1", func(l *Labels) { l.Peer.Service = "Web_Test-2.v1" }, ""},
+		{"service", "9lives", func(l *Labels) { l.Peer.Service = "9lives" }, ""},
+		{"service", strings.Repeat("a", 63), func(l *Labels) { l.Peer.Service = strings.Repeat("a", 63) }, ""},
 		{"service", strings.Repeat("a", 64), nil, wantService},
 		{"service", "-api", nil, wantService},
 		{"service", ".api", nil, wantService},
@@ -142,21 +167,21 @@ func TestParseLabelsValues(t *testing.T) {
 		{"service", "", nil, wantService},
 
 		// host
-		{"host", "api.example.com", func(l *Labels) { l.Rules.Hosts = []string{"api.example.com"} }, ""},
-		{"host", "API.Example.COM", func(l *Labels) { l.Rules.Hosts = []string{"api.example.com"} }, ""},
-		{"host", "api.example.com:10000", func(l *Labels) { l.Rules.Hosts = []string{"api.example.com"} }, ""},
-		{"host", "api.example.com.", func(l *Labels) { l.Rules.Hosts = []string{"api.example.com"} }, ""},
-		{"host", "localhost", func(l *Labels) { l.Rules.Hosts = []string{"localhost"} }, ""},
-		{"host", "web_test", func(l *Labels) { l.Rules.Hosts = []string{"web_test"} }, ""},
-		{"host", "*.example.com", func(l *Labels) { l.Rules.Hosts = []string{"*.example.com"} }, ""},
-		{"host", "*.Example.com:443", func(l *Labels) { l.Rules.Hosts = []string{"*.example.com"} }, ""},
+		{"host", "api.example.com", func(l *Labels) { l.Peer.Rules.Hosts = []string{"api.example.com"} }, ""},
+		{"host", "API.Example.COM", func(l *Labels) { l.Peer.Rules.Hosts = []string{"api.example.com"} }, ""},
+		{"host", "api.example.com:10000", func(l *Labels) { l.Peer.Rules.Hosts = []string{"api.example.com"} }, ""},
+		{"host", "api.example.com.", func(l *Labels) { l.Peer.Rules.Hosts = []string{"api.example.com"} }, ""},
+		{"host", "localhost", func(l *Labels) { l.Peer.Rules.Hosts = []string{"localhost"} }, ""},
+		{"host", "web_test", func(l *Labels) { l.Peer.Rules.Hosts = []string{"web_test"} }, ""},
+		{"host", "*.example.com", func(l *Labels) { l.Peer.Rules.Hosts = []string{"*.example.com"} }, ""},
+		{"host", "*.Example.com:443", func(l *Labels) { l.Peer.Rules.Hosts = []string{"*.example.com"} }, ""},
 		{"host", "a.example.com, b.example.com ,a.example.com,", func(l *Labels) {
-			l.Rules.Hosts = []string{"a.example.com", "b.example.com"}
+			l.Peer.Rules.Hosts = []string{"a.example.com", "b.example.com"}
 		}, ""},
-		{"host", "127.0.0.1:10000", func(l *Labels) { l.Rules.Hosts = []string{"127.0.0.1"} }, ""},
-		{"host", "[::1]:10000", func(l *Labels) { l.Rules.Hosts = []string{"::1"} }, ""},
-		{"host", "[::1]", func(l *Labels) { l.Rules.Hosts = []string{"::1"} }, ""},
-		{"host", "fd00::1", func(l *Labels) { l.Rules.Hosts = []string{"fd00::1"} }, ""},
+		{"host", "127.0.0.1:10000", func(l *Labels) { l.Peer.Rules.Hosts = []string{"127.0.0.1"} }, ""},
+		{"host", "[::1]:10000", func(l *Labels) { l.Peer.Rules.Hosts = []string{"::1"} }, ""},
+		{"host", "[::1]", func(l *Labels) { l.Peer.Rules.Hosts = []string{"::1"} }, ""},
+		{"host", "fd00::1", func(l *Labels) { l.Peer.Rules.Hosts = []string{"fd00::1"} }, ""},
 		{"host", "", nil, "want comma-separated host names such as api.example.com or *.example.com"},
 		{"host", " , ", nil, "want comma-separated host names such as api.example.com or *.example.com"},
 		{"host", "*", nil, hostWant("*")},
@@ -180,11 +205,11 @@ func TestParseLabelsValues(t *testing.T) {
 		{"host", "fd00::zz", nil, hostWant("fd00::zz")},
 
 		// path
-		{"path", "/", func(l *Labels) { l.Rules.PathPrefix = "/" }, ""},
-		{"path", "/api", func(l *Labels) { l.Rules.PathPrefix = "/api" }, ""},
-		{"path", "/api/", func(l *Labels) { l.Rules.PathPrefix = "/api/" }, ""},
-		{"path", "/api/v1", func(l *Labels) { l.Rules.PathPrefix = "/api/v1" }, ""},
-		{"path", "/a%20b", func(l *Labels) { l.Rules.PathPrefix = "/a%20b" }, ""},
+		{"path", "/", func(l *Labels) { l.Peer.Rules.PathPrefix = "/" }, ""},
+		{"path", "/api", func(l *Labels) { l.Peer.Rules.PathPrefix = "/api" }, ""},
+		{"path", "/api/", func(l *Labels) { l.Peer.Rules.PathPrefix = "/api/" }, ""},
+		{"path", "/api/v1", func(l *Labels) { l.Peer.Rules.PathPrefix = "/api/v1" }, ""},
+		{"path", "/a%20b", func(l *Labels) { l.Peer.Rules.PathPrefix = "/a%20b" }, ""},
 		{"path", "api", nil, wantPath},
 		{"path", "", nil, wantPath},
 		{"path", "//api", nil, wantPath},
@@ -196,25 +221,25 @@ func TestParseLabelsValues(t *testing.T) {
 		{"path", "/my api", nil, wantPath},
 
 		// path.strip
-		{"path.strip", "true", func(l *Labels) { l.Rules.StripPrefix = true }, ""},
-		{"path.strip", "", func(l *Labels) { l.Rules.StripPrefix = true }, ""},
+		{"path.strip", "true", func(l *Labels) { l.Peer.Rules.StripPrefix = true }, ""},
+		{"path.strip", "", func(l *Labels) { l.Peer.Rules.StripPrefix = true }, ""},
 		{"path.strip", "off", func(l *Labels) {}, ""},
 		{"path.strip", "strip", nil, wantBool},
 
 		// policy
-		{"policy", "round_robin", func(l *Labels) { l.Rules.Policy = lb.RoundRobin }, ""},
-		{"policy", "least_conn", func(l *Labels) { l.Rules.Policy = lb.LeastConn }, ""},
-		{"policy", "ip_hash", func(l *Labels) { l.Rules.Policy = lb.IPHash }, ""},
-		{"policy", "p2c", func(l *Labels) { l.Rules.Policy = lb.P2C }, ""},
-		{"policy", "Least_Conn", func(l *Labels) { l.Rules.Policy = lb.LeastConn }, ""},
+		{"policy", "round_robin", func(l *Labels) { l.Peer.Rules.Policy = lb.RoundRobin }, ""},
+		{"policy", "least_conn", func(l *Labels) { l.Peer.Rules.Policy = lb.LeastConn }, ""},
+		{"policy", "ip_hash", func(l *Labels) { l.Peer.Rules.Policy = lb.IPHash }, ""},
+		{"policy", "p2c", func(l *Labels) { l.Peer.Rules.Policy = lb.P2C }, ""},
+		{"policy", "Least_Conn", func(l *Labels) { l.Peer.Rules.Policy = lb.LeastConn }, ""},
 		{"policy", "random", nil, wantPolicy},
 		{"policy", "round-robin", nil, wantPolicy},
 		{"policy", "", nil, wantPolicy},
 
 		// health.path
-		{"health.path", "/healthz", func(l *Labels) { l.Health.Path = "/healthz" }, ""},
-		{"health.path", "/", func(l *Labels) { l.Health.Path = "/" }, ""},
-		{"health.path", "/webtest?action=get_uuid", func(l *Labels) { l.Health.Path = "/webtest?action=get_uuid" }, ""},
+		{"health.path", "/healthz", func(l *Labels) { l.Peer.Health.Path = "/healthz" }, ""},
+		{"health.path", "/", func(l *Labels) { l.Peer.Health.Path = "/" }, ""},
+		{"health.path", "/webtest?action=get_uuid", func(l *Labels) { l.Peer.Health.Path = "/webtest?action=get_uuid" }, ""},
 		{"health.path", "healthz", nil, wantHealthPath},
 		{"health.path", "", nil, wantHealthPath},
 		{"health.path", "//evil.example.com/", nil, wantHealthPath},
@@ -223,13 +248,13 @@ func TestParseLabelsValues(t *testing.T) {
 		{"health.path", "http://example.com/health", nil, wantHealthPath},
 
 		// health.interval, health.timeout
-		{"health.interval", "10s", func(l *Labels) { l.Health.Interval = 10 * time.Second }, ""},
-		{"health.interval", "3", func(l *Labels) { l.Health.Interval = 3 * time.Second }, ""},
+		{"health.interval", "10s", func(l *Labels) { l.Peer.Health.Interval = 10 * time.Second }, ""},
+		{"health.interval", "3", func(l *Labels) { l.Peer.Health.Interval = 3 * time.Second }, ""},
 		{"health.interval", "often", nil, wantDuration},
 		{"health.interval", "0", nil, wantDuration},
 		{"health.interval", "2s", nil, "want a duration longer than lb.health.timeout (2s)"},
-		{"health.timeout", "1s", func(l *Labels) { l.Health.Timeout = time.Second }, ""},
-		{"health.timeout", "4900ms", func(l *Labels) { l.Health.Timeout = 4900 * time.Millisecond }, ""},
+		{"health.timeout", "1s", func(l *Labels) { l.Peer.Health.Timeout = time.Second }, ""},
+		{"health.timeout", "4900ms", func(l *Labels) { l.Peer.Health.Timeout = 4900 * time.Millisecond }, ""},
 		{"health.timeout", "5s", nil, "want a duration shorter than lb.health.interval (5s)"},
 		{"health.timeout", "1m", nil, "want a duration shorter than lb.health.interval (5s)"},
 		{"health.timeout", "-1s", nil, wantDuration},
@@ -300,20 +325,22 @@ func TestParseLabelsAll(t *testing.T) {
 		t.Fatalf("got error %v, want none", err)
 	}
 	want := Labels{
-		Enable:      true,
-		Port:        6969,
-		Service:     "api",
-		Weight:      5,
-		Backup:      true,
-		MaxFails:    0,
-		FailTimeout: 30 * time.Second,
-		Rules: lb.Rules{
-			Hosts:       []string{"api.example.com", "*.api.example.com"},
-			PathPrefix:  "/api",
-			StripPrefix: true,
-			Policy:      lb.IPHash,
+		Enable: true,
+		Port:   6969,
+		Peer: lb.Backend{
+			Service:     "api",
+			Weight:      5,
+			Backup:      true,
+			MaxFails:    0,
+			FailTimeout: 30 * time.Second,
+			Rules: lb.Rules{
+				Hosts:       []string{"api.example.com", "*.api.example.com"},
+				PathPrefix:  "/api",
+				StripPrefix: true,
+				Policy:      lb.IPHash,
+			},
+			Health: lb.HealthCheck{Path: "/healthz", Interval: time.Minute, Timeout: 10 * time.Second},
 		},
-		Health:  lb.HealthCheck{Path: "/healthz", Interval: time.Minute, Timeout: 10 * time.Second},
 		Unknown: []string{"edge.Weight", "edge.colour", "edge.health"},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -347,7 +374,7 @@ func TestParseLabelsErrors(t *testing.T) {
 		t.Errorf("got %d errors, want 4", len(errs))
 	}
 	// The labels that parsed are kept, for logs.
-	if got.Service != "api" || !got.Enable || !reflect.DeepEqual(got.Unknown, []string{"lb.mystery"}) {
+	if got.Peer.Service != "api" || !got.Enable || !reflect.DeepEqual(got.Unknown, []string{"lb.mystery"}) {
 		t.Errorf("got %+v, want Enable, Service api and Unknown [lb.mystery] despite the errors", got)
 	}
 	// A bad interval does not also blame the timeout.
@@ -367,15 +394,75 @@ func TestParseLabelsErrors(t *testing.T) {
 	}
 }
 
-// The policies the error message lists are the ones lb accepts.
-func TestWantPolicyListsPolicies(t *testing.T) {
-	list := strings.TrimPrefix(wantPolicy, "want ")
-	for _, name := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ' ' }) {
-		if name == "or" {
+// TestReadmeLabelsTable holds the README's Labels table to the labels wharf
+// knows: the same names in the same order (enable and port, then lb's
+// settings), each setting's default as lb's table states it, the weight
+// range and the policies as lb defines them.
+func TestReadmeLabelsTable(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Labels\n")
+	if !ok {
+		t.Fatal("README.md has no section ## Labels")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+
+	type row struct{ name, def, meaning string }
+	var rows []row
+	for _, line := range strings.Split(section, "\n") {
+		if !strings.HasPrefix(line, "| `lb.") {
 			continue
 		}
-		if _, err := lb.ParsePolicy(name); err != nil {
-			t.Errorf("message lists %q, lb.ParsePolicy says %v", name, err)
+		cells := strings.Split(strings.Trim(line, "|"), " | ")
+		if len(cells) != 3 {
+			t.Fatalf("README.md Labels row without 3 cells: %s", line)
+		}
+		// One row may document several labels: "`lb.a`, `lb.b`" with
+		// defaults "off, `5s`".
+		names := strings.Split(strings.TrimSpace(cells[0]), ", ")
+		defs := strings.Split(strings.TrimSpace(cells[1]), ", ")
+		if len(names) > 1 && len(defs) != len(names) {
+			t.Fatalf("README.md Labels row names %d labels but %d defaults: %s", len(names), len(defs), line)
+		}
+		for i, n := range names {
+			def := defs[0]
+			if len(names) > 1 {
+				def = defs[i]
+			}
+			rows = append(rows, row{strings.Trim(n, "`"), strings.Trim(def, "`"), cells[2]})
+		}
+	}
+
+	want := []string{"lb." + labelEnable, "lb." + labelPort}
+	defaults := map[string]string{}
+	for _, s := range lb.Settings() {
+		want = append(want, "lb."+s.Name)
+		defaults["lb."+s.Name] = s.Default
+	}
+	var got []string
+	for _, r := range rows {
+		got = append(got, r.name)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("README.md's Labels table lists\n%q\nwharf knows, in this order,\n%q\n(change the README with lb's settings table or discovery's labels)", got, want)
+	}
+	for _, r := range rows {
+		if def, ok := defaults[r.name]; ok && r.def != def {
+			t.Errorf("README.md says %s defaults to %q, lb's settings table says %q", r.name, r.def, def)
+		}
+		switch r.name {
+		case "lb.weight":
+			if rng := fmt.Sprintf("%d–%d", lb.MinWeight, lb.MaxWeight); !strings.Contains(r.meaning, rng) {
+				t.Errorf("README.md's lb.weight row does not state the range %s: %s", rng, r.meaning)
+			}
+		case "lb.policy":
+			for _, p := range lb.Policies() {
+				if !strings.Contains(r.meaning, "`"+string(p)+"`") {
+					t.Errorf("README.md's lb.policy row does not name %s: %s", p, r.meaning)
+				}
+			}
 		}
 	}
 }

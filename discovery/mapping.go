@@ -122,8 +122,7 @@ func Map(c container.InspectResponse, network, prefix string) Result {
 	if !ok {
 		return r.ignored("no label " + enableKey)
 	}
-	var enable bool
-	if want := parseBool(&enable, strings.TrimSpace(raw)); want == "" && !enable {
+	if enable, err := lb.ParseBool(strings.TrimSpace(raw)); err == nil && !enable {
 		return r.ignored(fmt.Sprintf("label %s=%q", enableKey, raw))
 	}
 	netName, ep := findNetwork(c.NetworkSettings, network)
@@ -136,14 +135,9 @@ func Map(c container.InspectResponse, network, prefix string) Result {
 	if err != nil {
 		return r.invalid(err)
 	}
-	r.Backend.Service = labels.Service
-	r.Backend.Network = "tcp"
-	r.Backend.Weight = labels.Weight
-	r.Backend.Backup = labels.Backup
-	r.Backend.MaxFails = labels.MaxFails
-	r.Backend.FailTimeout = labels.FailTimeout
-	r.Backend.Rules = labels.Rules
-	r.Backend.Health = labels.Health
+	id, name := r.Backend.ID, r.Backend.Name
+	r.Backend = labels.Peer
+	r.Backend.ID, r.Backend.Name, r.Backend.Network = id, name, "tcp"
 	if c.State != nil {
 		// The zero time when never started or unparsable.
 		r.Backend.Started, _ = time.Parse(time.RFC3339Nano, c.State.StartedAt)

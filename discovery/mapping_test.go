@@ -87,7 +87,7 @@ func routable(t *testing.T, c container.InspectResponse, nw string, port string)
 		Weight:      lb.DefaultWeight,
 		MaxFails:    lb.DefaultMaxFails,
 		FailTimeout: lb.DefaultFailTimeout,
-		Health:      lb.HealthCheck{Interval: DefaultHealthInterval, Timeout: DefaultHealthTimeout},
+		Health:      lb.HealthCheck{Interval: lb.DefaultHealthInterval, Timeout: lb.DefaultHealthTimeout},
 		Started:     started(t, c),
 	}
 }

@@ -673,13 +673,7 @@ func (w *Watcher) flush() {
 }
 
 func equalBackends(a, b []lb.Backend) bool {
-	return slices.EqualFunc(a, b, func(x, y lb.Backend) bool {
-		return x.ID == y.ID && x.Addr == y.Addr && x.Name == y.Name && x.Service == y.Service &&
-			x.Weight == y.Weight && x.Backup == y.Backup && x.MaxFails == y.MaxFails &&
-			x.FailTimeout == y.FailTimeout && x.Health == y.Health && x.Started.Equal(y.Started) &&
-			x.Rules.PathPrefix == y.Rules.PathPrefix && x.Rules.StripPrefix == y.Rules.StripPrefix &&
-			x.Rules.Policy == y.Rules.Policy && slices.Equal(x.Rules.Hosts, y.Rules.Hosts)
-	})
+	return slices.EqualFunc(a, b, lb.Backend.Equal)
 }
 
 // checkSelf warns once when wharf runs in a container that is not attached

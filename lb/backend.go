@@ -10,16 +10,24 @@ package lb
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
-// Defaults of the per-peer settings, as nginx defines them.
+// Defaults and ranges of the per-peer settings; the passive health ones
+// and the weights as nginx defines them.
 const (
 	DefaultService     = "default"
 	DefaultWeight      = 1
 	DefaultMaxFails    = 1
 	DefaultFailTimeout = 10 * time.Second
-	MaxWeight          = 1000
+
+	MinWeight = 1
+	MaxWeight = 1000
+
+	// Active health checks, when a health path is set.
+	DefaultHealthInterval = 5 * time.Second
+	DefaultHealthTimeout  = 2 * time.Second
 )
 
 // Policy names a selection policy.
@@ -33,15 +41,25 @@ const (
 	P2C        Policy = "p2c"
 )
 
+// policies is the one list of the selection policies: ParsePolicy, the
+// settings' messages and Policies read it.
+var policies = [...]Policy{RoundRobin, LeastConn, IPHash, P2C}
+
+// Policies returns the selection policies a service can use. The slice is a
+// copy.
+func Policies() []Policy { return append([]Policy(nil), policies[:]...) }
+
 // ParsePolicy validates a policy name; the empty string means RoundRobin.
 func ParsePolicy(s string) (Policy, error) {
-	switch p := Policy(s); p {
-	case "":
+	if s == "" {
 		return RoundRobin, nil
-	case RoundRobin, LeastConn, IPHash, P2C:
-		return p, nil
 	}
-	return "", fmt.Errorf("unknown policy %q (want round_robin, least_conn, ip_hash or p2c)", s)
+	for _, p := range policies {
+		if Policy(s) == p {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("unknown policy %q (%s)", s, wantPolicy)
 }
 
 // Rules say which requests a service receives. The zero value matches every
@@ -89,6 +107,21 @@ type Backend struct {
 // Key is the identity under which runtime state is kept.
 func (b *Backend) Key() string { return b.ID + "|" + b.Network + "|" + b.Addr }
 
+// Equal reports whether b and o describe the same peer with the same
+// settings: a source that finds its list unchanged need not publish it.
+// Started compares as an instant (time.Time.Equal), Hosts as lists (nil and
+// empty are equal). A test sets every field in turn, so a field added to
+// Backend, Rules or HealthCheck that Equal misses fails it.
+func (b Backend) Equal(o Backend) bool {
+	return b.ID == o.ID && b.Name == o.Name && b.Service == o.Service &&
+		b.Network == o.Network && b.Addr == o.Addr &&
+		b.Weight == o.Weight && b.Backup == o.Backup && b.MaxFails == o.MaxFails &&
+		b.FailTimeout == o.FailTimeout &&
+		slices.Equal(b.Rules.Hosts, o.Rules.Hosts) && b.Rules.PathPrefix == o.Rules.PathPrefix &&
+		b.Rules.StripPrefix == o.Rules.StripPrefix && b.Rules.Policy == o.Rules.Policy &&
+		b.Health == o.Health && b.Started.Equal(o.Started)
+}
+
 // Validate reports the first setting of b that cannot be balanced.
 func (b *Backend) Validate() error {
 	switch {
@@ -98,8 +131,8 @@ func (b *Backend) Validate() error {
 		return fmt.Errorf("backend %q: empty address", b.Name)
 	case b.Network != "tcp" && b.Network != "unix":
 		return fmt.Errorf("backend %q: network %q is not tcp or unix", b.Name, b.Network)
-	case b.Weight < 1 || b.Weight > MaxWeight:
-		return fmt.Errorf("backend %q: weight %d out of range 1-%d", b.Name, b.Weight, MaxWeight)
+	case b.Weight < MinWeight || b.Weight > MaxWeight:
+		return fmt.Errorf("backend %q: weight %d out of range %d-%d", b.Name, b.Weight, MinWeight, MaxWeight)
 	case b.MaxFails < 0:
 		return fmt.Errorf("backend %q: negative max_fails", b.Name)
 	case b.FailTimeout < 0:

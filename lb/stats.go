@@ -5,14 +5,19 @@ import (
 	"time"
 )
 
-// LatencyBuckets are the upper bounds, in seconds, of the latency
+// latencyBuckets are the upper bounds, in seconds, of the latency
 // histograms kept for every peer: fine at the low end, where a balancer's
-// answers live, and up to a minute.
-var LatencyBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+// answers live, and up to a minute. An array, so that its length is a
+// constant that sizes Histogram: adding a bucket here is the whole change.
+var latencyBuckets = [...]float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 
-var bucketNanos = func() []int64 {
-	b := make([]int64, len(LatencyBuckets))
-	for i, s := range LatencyBuckets {
+// LatencyBuckets returns the upper bounds, in seconds, of the buckets of
+// every Histogram, in the order of Snapshot's counts. The slice is a copy.
+func LatencyBuckets() []float64 { return append([]float64(nil), latencyBuckets[:]...) }
+
+// bucketNanos are latencyBuckets in nanoseconds, for Observe.
+var bucketNanos = func() (b [len(latencyBuckets)]int64) {
+	for i, s := range latencyBuckets {
 		b[i] = int64(s * float64(time.Second))
 	}
 	return b
@@ -21,7 +26,7 @@ var bucketNanos = func() []int64 {
 // Histogram is a lock-free latency histogram. Its counts are not
 // cumulative; Snapshot makes them so.
 type Histogram struct {
-	counts [17]atomic.Uint64 // len(LatencyBuckets)+1: the last is +Inf
+	counts [len(latencyBuckets) + 1]atomic.Uint64 // the last is +Inf
 	sumNs  atomic.Uint64
 }
 
@@ -39,13 +44,13 @@ func (h *Histogram) Observe(d time.Duration) {
 // Snapshot returns the cumulative bucket counts (as Prometheus wants them),
 // the total count and the sum in seconds.
 func (h *Histogram) Snapshot() (cumulative []uint64, count uint64, sumSeconds float64) {
-	cumulative = make([]uint64, len(LatencyBuckets))
+	cumulative = make([]uint64, len(latencyBuckets))
 	var acc uint64
-	for i := range LatencyBuckets {
+	for i := range latencyBuckets {
 		acc += h.counts[i].Load()
 		cumulative[i] = acc
 	}
-	count = acc + h.counts[len(LatencyBuckets)].Load()
+	count = acc + h.counts[len(latencyBuckets)].Load()
 	return cumulative, count, float64(h.sumNs.Load()) / 1e9
 }
 

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // ParseUpstream parses a static peer as given to --upstream, in the words
@@ -13,87 +12,47 @@ import (
 //	HOST:PORT[,weight=N][,backup][,max_fails=N][,fail_timeout=D][,service=NAME]
 //	unix:/PATH[,...]
 //
-// fail_timeout is a Go duration ("30s") or a number of seconds ("30").
+// The options are the settings whose Upstream form is set (UpstreamOptions),
+// parsed by ParseSettings as the labels are: fail_timeout is a Go duration
+// ("30s") or a number of seconds ("30"), a bare "backup" means backup=true.
+// A later option overrides an earlier one of the same name. The error names
+// the spec and every bad option with its value.
 func ParseUpstream(spec string) (Backend, error) {
 	parts := strings.Split(spec, ",")
 	addr := strings.TrimSpace(parts[0])
-	b := Backend{
-		Service:     DefaultService,
-		Weight:      DefaultWeight,
-		MaxFails:    DefaultMaxFails,
-		FailTimeout: DefaultFailTimeout,
-	}
+	var network, path string
 	switch {
 	case strings.HasPrefix(addr, "unix:"):
-		b.Network, b.Addr = "unix", strings.TrimPrefix(addr, "unix:")
-		if !strings.HasPrefix(b.Addr, "/") {
-			return b, fmt.Errorf("upstream %q: a unix socket needs an absolute path (unix:/run/app.sock)", spec)
+		network, path = "unix", strings.TrimPrefix(addr, "unix:")
+		if !strings.HasPrefix(path, "/") {
+			return Backend{}, fmt.Errorf("upstream %q: a unix socket needs an absolute path (unix:/run/app.sock)", spec)
 		}
 	default:
 		host, port, ok := cutLast(addr, ':')
 		if !ok || host == "" {
-			return b, fmt.Errorf("upstream %q: want HOST:PORT or unix:/PATH", spec)
+			return Backend{}, fmt.Errorf("upstream %q: want HOST:PORT or unix:/PATH", spec)
 		}
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return b, fmt.Errorf("upstream %q: port %q is not a number from 1 to 65535", spec, port)
+			return Backend{}, fmt.Errorf("upstream %q: port %q is not a number from 1 to 65535", spec, port)
 		}
-		b.Network, b.Addr = "tcp", addr
+		network, path = "tcp", addr
 	}
-	b.ID, b.Name = "static:"+addr, addr
+
+	opts := make(map[string]string, len(parts)-1)
 	for _, opt := range parts[1:] {
 		k, v, _ := strings.Cut(strings.TrimSpace(opt), "=")
-		var err error
-		switch k {
-		case "weight":
-			b.Weight, err = strconv.Atoi(v)
-			if err == nil && (b.Weight < 1 || b.Weight > MaxWeight) {
-				err = fmt.Errorf("out of range 1-%d", MaxWeight)
-			}
-		case "backup":
-			if v != "" {
-				b.Backup, err = strconv.ParseBool(v)
-			} else {
-				b.Backup = true
-			}
-		case "max_fails":
-			b.MaxFails, err = strconv.Atoi(v)
-			if err == nil && b.MaxFails < 0 {
-				err = fmt.Errorf("negative")
-			}
-		case "fail_timeout":
-			b.FailTimeout, err = ParseSeconds(v)
-		case "service":
-			b.Service = v
-			if v == "" {
-				err = fmt.Errorf("empty")
-			}
-		default:
-			return b, fmt.Errorf("upstream %q: unknown option %q (want weight, backup, max_fails, fail_timeout or service)", spec, k)
+		if s, ok := LookupSetting(k); !ok || s.Upstream == "" {
+			return Backend{}, fmt.Errorf("upstream %q: unknown option %q (want %s)", spec, k, UpstreamOptions())
 		}
-		if err != nil {
-			return b, fmt.Errorf("upstream %q: bad %s %q: %v", spec, k, v, err)
-		}
+		opts[k] = v
 	}
-	return b, nil
-}
-
-// ParseSeconds parses a positive Go duration, or a bare number of seconds
-// as nginx writes its times.
-func ParseSeconds(v string) (time.Duration, error) {
-	if n, err := strconv.Atoi(v); err == nil {
-		if n <= 0 {
-			return 0, fmt.Errorf("must be positive")
-		}
-		return time.Duration(n) * time.Second, nil
-	}
-	d, err := time.ParseDuration(v)
+	b, err := ParseSettings(opts, "")
 	if err != nil {
-		return 0, fmt.Errorf("want a duration like 10s")
+		return b, fmt.Errorf("upstream %q: %w", spec, err)
 	}
-	if d <= 0 {
-		return 0, fmt.Errorf("must be positive")
-	}
-	return d, nil
+	b.ID, b.Name = "static:"+addr, addr
+	b.Network, b.Addr = network, path
+	return b, nil
 }
 
 func cutLast(s string, sep byte) (before, after string, found bool) {

@@ -25,6 +25,16 @@ func TestParseUpstream(t *testing.T) {
 		{spec: "localhost:80,max_fails=-1", wantErr: "bad max_fails"},
 		{spec: "localhost:80,colour=blue", wantErr: "unknown option"},
 		{spec: "unix:relative.sock", wantErr: "absolute path"},
+		// Parsed as the labels are.
+		{spec: "127.0.0.1:82,backup=t,fail_timeout=1m30s,weight=2,weight=3", want: Backend{ID: "static:127.0.0.1:82", Name: "127.0.0.1:82", Service: "default", Network: "tcp", Addr: "127.0.0.1:82", Weight: 3, Backup: true, MaxFails: 1, FailTimeout: 90 * time.Second}},
+		{spec: "127.0.0.1:83, backup=off , service=Web_2", want: Backend{ID: "static:127.0.0.1:83", Name: "127.0.0.1:83", Service: "Web_2", Network: "tcp", Addr: "127.0.0.1:83", Weight: 1, MaxFails: 1, FailTimeout: 10 * time.Second}},
+		{spec: "localhost:80,weight=1001", wantErr: `bad weight "1001": want an integer from 1 to 1000`},
+		{spec: "localhost:80,backup=maybe", wantErr: `bad backup "maybe"`},
+		{spec: "localhost:80,service=my api", wantErr: `bad service "my api"`},
+		{spec: "localhost:80,service=", wantErr: `bad service ""`},
+		{spec: "localhost:80,fail_timeout=99999999999999", wantErr: `bad fail_timeout "99999999999999"`},
+		{spec: "localhost:80,weight=0,max_fails=x", wantErr: `bad weight "0": want an integer from 1 to 1000; bad max_fails "x"`},
+		{spec: "localhost:80,path=/api", wantErr: `unknown option "path" (want weight=N,backup,max_fails=N,fail_timeout=D,service=NAME)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {

@@ -50,7 +50,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	fs.StringVar(&c.Listen, "listen", ":10000", "client entry point (HTTP, or HTTPS with --tls-cert)")
 	fs.StringVar(&c.Network, "network", "", "Docker network whose labelled containers are balanced")
 	fs.StringVar(&c.LabelPrefix, "label-prefix", "lb", "prefix of the container labels")
-	fs.Func("upstream", "static peer, repeatable: HOST:PORT or unix:/PATH[,weight=N,backup,max_fails=N,fail_timeout=D,service=NAME]", func(s string) error {
+	fs.Func("upstream", "static peer, repeatable: HOST:PORT or unix:/PATH[,"+lb.UpstreamOptions()+"]", func(s string) error {
 		for _, spec := range strings.Fields(s) {
 			b, err := lb.ParseUpstream(spec)
 			if err != nil {
