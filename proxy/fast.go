@@ -27,7 +27,7 @@ import (
 // it is tested against; TLS, HTTP/2 and gzip are served by Handler.
 type FastServer struct {
 	router Router
-	cfg    Config
+	cfg    Config // with cfg.Timeouts resolved (withDefaults)
 	stats  *Stats
 
 	mu       sync.Mutex
@@ -43,11 +43,6 @@ type FastServer struct {
 const (
 	fastBufSize  = 16 << 10
 	fastBigSize  = httpwire.DefaultMaxHeadBytes + 4<<10
-	upIdleMax    = 30 * time.Second // older idle upstream connections are closed, not reused
-	clientIdle   = 75 * time.Second // nginx keepalive_timeout
-	headerWait   = 30 * time.Second // a request head must arrive within this
-	bodyWait     = 60 * time.Second // nginx client_body_timeout: between two reads of a body
-	idleHandoff  = time.Second      // idle this long, a connection waits on a small goroutine (waitIdle)
 	maxIdlePeers = maxIdlePerPeer
 )
 
@@ -75,6 +70,7 @@ func NewFastServer(router Router, cfg Config, stats *Stats) *FastServer {
 	if stats == nil {
 		stats = &Stats{}
 	}
+	cfg.Timeouts = cfg.Timeouts.withDefaults()
 	return &FastServer{router: router, cfg: cfg, stats: stats,
 		lns: map[net.Listener]struct{}{}, conns: map[*fastConn]struct{}{}, done: make(chan struct{})}
 }
@@ -226,14 +222,14 @@ type fastConn struct {
 	rdl       time.Time             // the read deadline set on c (see setLazyDeadline)
 	idleSince time.Time             // when the connection last began to wait for a request
 	lastEnd   time.Time             // when the last exchange ended, if just now (read once by armWait)
-	wait      time.Duration         // what the deadline in force is for: idleHandoff, headerWait, clientIdle; 0 for none of them
+	wait      waitKind              // what the deadline in force is for (see armWait)
 
 	// The read session's outcome (see session).
 	serr      error
 	after     sessionEnd
 	inSession bool // fill must not be called: the session holds the read lock
 	fd        int  // the descriptor, while inSession
-	idleLong  bool // handed to waitIdle: the next wait is the rest of clientIdle
+	idleLong  bool // handed to waitIdle: the next wait is the rest of ClientIdle
 	full      bool // the last read filled the buffer: more may be waiting
 
 	in   *[]byte // request bytes; nil while idle
@@ -300,11 +296,13 @@ func (c *fastConn) fill() error {
 // stands for. Moving a deadline costs a runtime timer update; moving it at
 // most once a second instead of at every request makes an idle timeout
 // take between d and d+deadlineSlack, as nginx's timers are coarse too.
+// It is the precision of the limits in Timeouts, not one of them.
 const deadlineSlack = time.Second
 
-// fillBody reads more of a request body, allowing bodyWait for it.
+// fillBody reads more of a request body, allowing Timeouts.RequestBody
+// for it.
 func (c *fastConn) fillBody() error {
-	c.rdl = setLazyDeadline(c.c, c.rdl, time.Now(), bodyWait)
+	c.rdl = setLazyDeadline(c.c, c.rdl, time.Now(), c.s.cfg.Timeouts.RequestBody)
 	return c.fill()
 }
 

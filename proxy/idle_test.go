@@ -69,10 +69,10 @@ func TestFastIdleHandoff(t *testing.T) {
 	if n := waitingIn(waitIdle); n != 0 {
 		t.Fatalf("%d connections handed over right after a request", n)
 	}
-	deadline := time.Now().Add(idleHandoff * 3)
+	deadline := time.Now().Add(time.Second * 3)
 	for waitingIn(waitIdle) != 1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("connection not handed over after %v idle", idleHandoff*3)
+			t.Fatalf("connection not handed over after %v idle", time.Second*3)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -82,6 +82,6 @@ func TestFastIdleHandoff(t *testing.T) {
 	get("/b", "GET /b HTTP/1.1\r\n", "Host: x\r\n\r\n")
 	get("/c", "GET /c HTTP/1.1\r\nHost: x\r\n\r\n")
 	// Idle again, and again taken over; then a head in pieces.
-	time.Sleep(idleHandoff * 3)
+	time.Sleep(time.Second * 3)
 	get("/d", "GE", "T /d HTTP/1.1\r\nHo", "st: x\r\n\r\n")
 }

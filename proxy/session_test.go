@@ -167,7 +167,7 @@ func TestFastShutdownEndsIdleConnections(t *testing.T) {
 		res.Body.Close()
 		conns = append(conns, c)
 		if i == 0 {
-			time.Sleep(idleHandoff * 3) // the first one goes to waitIdle
+			time.Sleep(time.Second * 3) // the first one goes to waitIdle
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
