@@ -29,12 +29,28 @@ type FastServer struct {
 	router Router
 	cfg    Config // with cfg.Timeouts resolved (withDefaults)
 	stats  *Stats
+	hooks  fastHooks
 
 	mu       sync.Mutex
 	lns      map[net.Listener]struct{}
 	conns    map[*fastConn]struct{}
 	shutdown atomic.Bool
 	done     chan struct{} // closed when the last connection ends after shutdown
+}
+
+// fastHooks are called at the moments that tests of the fast path wait
+// for, so that they wait on these rather than on the clock. They are set
+// before Serve, and are nil outside tests. Each runs on the connection's
+// goroutine.
+type fastHooks struct {
+	// handoff: an idle connection's deadline expired, and waitIdle takes
+	// it over.
+	handoff func()
+	// wait: a read from the client found nothing more, and the connection
+	// is about to wait for readability holding held, the bytes received
+	// and not yet used of a request head, or of a body when body is set.
+	// held is valid only during the call.
+	wait func(held []byte, body bool)
 }
 
 // Buffer sizes. A request or response head must fit in a buffer; the
@@ -338,6 +354,9 @@ func (c *fastConn) readOnce(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
+			if h := c.s.hooks.wait; h != nil {
+				h((*c.in)[c.r:c.w], !c.inSession)
+			}
 			if c.r == c.w {
 				putBuf(c.in)
 				c.in = nil

@@ -49,6 +49,9 @@ func (c *fastConn) serve() {
 		}
 		if err != nil {
 			if c.wait == waitHandoff && errors.Is(err, os.ErrDeadlineExceeded) {
+				if h := c.s.hooks.handoff; h != nil {
+					h()
+				}
 				go c.waitIdle()
 				return
 			}
