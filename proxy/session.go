@@ -74,12 +74,13 @@ func (c *fastConn) serve() {
 }
 
 // waitIdle waits for the next request of a connection that has been idle
-// for Timeouts.idleHandoff, then serves it. It runs on a goroutine of its own, and
-// the one that served the connection ends: that one's stack grew to what
-// an exchange needs (4 KiB), while a new goroutine starts with 2 KiB and
-// waits a few frames deep. Connections that sit idle, usually most of
-// them, so cost about 2 KiB less each; a busy connection is never idle
-// that long, and one that is pays for a new goroutine once per idle spell.
+// for Timeouts.idleHandoff, then serves it. It runs on a goroutine of its
+// own, and the one that served the connection ends: that one's stack grew
+// to what an exchange needs (4 KiB), while a new goroutine starts with
+// 2 KiB and waits a few frames deep. Connections that sit idle, usually
+// most of them, so cost about 2 KiB less each; a busy connection is never
+// idle that long, and one that is pays for a new goroutine once per idle
+// spell.
 func (c *fastConn) waitIdle() {
 	c.idleLong = true
 	c.serve()
@@ -185,8 +186,8 @@ func (c *fastConn) whole() bool {
 }
 
 // waitKind is what the read deadline in force on a client connection is
-// for: serve tells by it an idle connection to hand over from one that
-// timed out.
+// for. When it expires, serve hands the connection over to waitIdle if it
+// was waitHandoff's, and otherwise closes it: the limit was reached.
 type waitKind uint8
 
 const (
