@@ -235,7 +235,7 @@ func TestCheckTimesOut(t *testing.T) {
 	p := newPeer(t)
 	// Short, yet long enough for an answering peer under the race
 	// detector on a busy machine.
-	const timeout = 500 * time.Millisecond
+	const timeout = 200 * time.Millisecond
 	b := backend("slow", p.Server, lb.HealthCheck{Path: "/health", Interval: time.Second, Timeout: timeout})
 	h.bal.Update("test", []lb.Backend{b})
 	if r := h.next(); r.err != nil {
