@@ -30,6 +30,15 @@ type Checker struct {
 	log    zerolog.Logger
 	client *http.Client
 
+	// ticks returns what starts every check of the peer with key after
+	// the first, one check a value, and a function that stops it; nil
+	// means a time.Ticker of interval. Tests set it before the first Sync
+	// to start each check themselves.
+	ticks func(key string, interval time.Duration) (<-chan time.Time, func())
+	// checked, when set, is called by a peer's checking goroutine after
+	// each check, once its result has been reported: tests wait on it.
+	checked func(key string, err error)
+
 	mu     sync.Mutex
 	checks map[string]*check // by Backend.Key
 	ctx    context.Context
@@ -109,8 +118,8 @@ func (c *Checker) Stop() {
 // result are reported and logged.
 func (c *Checker) run(ctx context.Context, ch *check, key string, b lb.Backend) {
 	defer close(ch.done)
-	t := time.NewTicker(ch.cfg.Interval)
-	defer t.Stop()
+	ticks, stop := c.newTicks(key, ch.cfg.Interval)
+	defer stop()
 	var last *bool
 	for {
 		err := c.probe(ctx, b, ch.cfg)
@@ -131,12 +140,24 @@ func (c *Checker) run(ctx context.Context, ch *check, key string, b lb.Backend) 
 			}
 			last = &passing
 		}
+		if c.checked != nil {
+			c.checked(key, err)
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-ticks:
 		}
 	}
+}
+
+// newTicks starts the ticks of a peer's checks (see Checker.ticks).
+func (c *Checker) newTicks(key string, interval time.Duration) (<-chan time.Time, func()) {
+	if c.ticks != nil {
+		return c.ticks(key, interval)
+	}
+	t := time.NewTicker(interval)
+	return t.C, t.Stop
 }
 
 // probe makes one check: GET path on the peer, passing on 2xx and 3xx.

@@ -183,9 +183,8 @@ func without100(s []int) []int {
 // The access log names the request even when its body overwrote the
 // buffer its head was parsed in.
 func TestFastAccessLogAfterLargeBody(t *testing.T) {
-	var logs bytes.Buffer
-	var mu sync.Mutex
-	log := zerolog.New(zerolog.SyncWriter(&lockedWriter{&mu, &logs}))
+	lines := newEvents[string]()
+	log := zerolog.New(lineWriter{lines})
 	peer := newBackend(t, "peer", nil)
 	url, _ := newFastProxy(t, Config{AccessLog: true, Log: log}, peer.backend(1))
 	body := strings.Repeat("b", 200<<10)
@@ -195,27 +194,16 @@ func TestFastAccessLogAfterLargeBody(t *testing.T) {
 	}
 	res.Body.Close()
 	// The line is written just after the answer went out.
-	var line string
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		mu.Lock()
-		line = logs.String()
-		mu.Unlock()
-		if line != "" {
-			break
-		}
-	}
+	line := lines.await(t, "access log line", func(l string) bool { return strings.Contains(l, `"message":"request"`) })
 	if !strings.Contains(line, `"method":"POST"`) || !strings.Contains(line, `"path":"/upload/path"`) || !strings.Contains(line, `"status":200`) {
 		t.Fatalf("access log: %s", line)
 	}
 }
 
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
+// lineWriter passes each log line (zerolog writes one a call) to events.
+type lineWriter struct{ e *events[string] }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+func (w lineWriter) Write(p []byte) (int, error) {
+	w.e.add(string(p))
+	return len(p), nil
 }

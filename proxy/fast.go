@@ -27,8 +27,9 @@ import (
 // it is tested against; TLS, HTTP/2 and gzip are served by Handler.
 type FastServer struct {
 	router Router
-	cfg    Config
+	cfg    Config // with cfg.Timeouts resolved (withDefaults)
 	stats  *Stats
+	hooks  fastHooks
 
 	mu       sync.Mutex
 	lns      map[net.Listener]struct{}
@@ -37,17 +38,27 @@ type FastServer struct {
 	done     chan struct{} // closed when the last connection ends after shutdown
 }
 
+// fastHooks are called at the moments that tests of the fast path wait
+// for, so that they wait on these rather than on the clock. They are set
+// before Serve, and are nil outside tests. Each runs on the connection's
+// goroutine.
+type fastHooks struct {
+	// handoff: an idle connection's deadline expired, and waitIdle takes
+	// it over.
+	handoff func()
+	// wait: a read from the client found nothing more, and the connection
+	// is about to wait for readability holding held, the bytes received
+	// and not yet used of a request head, or of a body when body is set.
+	// held is valid only during the call.
+	wait func(held []byte, body bool)
+}
+
 // Buffer sizes. A request or response head must fit in a buffer; the
 // first buffer holds every usual head, a larger one is taken for the rare
 // head that does not fit, up to the parser's limit.
 const (
 	fastBufSize  = 16 << 10
 	fastBigSize  = httpwire.DefaultMaxHeadBytes + 4<<10
-	upIdleMax    = 30 * time.Second // older idle upstream connections are closed, not reused
-	clientIdle   = 75 * time.Second // nginx keepalive_timeout
-	headerWait   = 30 * time.Second // a request head must arrive within this
-	bodyWait     = 60 * time.Second // nginx client_body_timeout: between two reads of a body
-	idleHandoff  = time.Second      // idle this long, a connection waits on a small goroutine (waitIdle)
 	maxIdlePeers = maxIdlePerPeer
 )
 
@@ -75,6 +86,7 @@ func NewFastServer(router Router, cfg Config, stats *Stats) *FastServer {
 	if stats == nil {
 		stats = &Stats{}
 	}
+	cfg.Timeouts = cfg.Timeouts.withDefaults()
 	return &FastServer{router: router, cfg: cfg, stats: stats,
 		lns: map[net.Listener]struct{}{}, conns: map[*fastConn]struct{}{}, done: make(chan struct{})}
 }
@@ -226,14 +238,14 @@ type fastConn struct {
 	rdl       time.Time             // the read deadline set on c (see setLazyDeadline)
 	idleSince time.Time             // when the connection last began to wait for a request
 	lastEnd   time.Time             // when the last exchange ended, if just now (read once by armWait)
-	wait      time.Duration         // what the deadline in force is for: idleHandoff, headerWait, clientIdle; 0 for none of them
+	wait      waitKind              // what the deadline in force is for (see armWait)
 
 	// The read session's outcome (see session).
 	serr      error
 	after     sessionEnd
 	inSession bool // fill must not be called: the session holds the read lock
 	fd        int  // the descriptor, while inSession
-	idleLong  bool // handed to waitIdle: the next wait is the rest of clientIdle
+	idleLong  bool // handed to waitIdle: the next wait is the rest of ClientIdle
 	full      bool // the last read filled the buffer: more may be waiting
 
 	in   *[]byte // request bytes; nil while idle
@@ -300,11 +312,13 @@ func (c *fastConn) fill() error {
 // stands for. Moving a deadline costs a runtime timer update; moving it at
 // most once a second instead of at every request makes an idle timeout
 // take between d and d+deadlineSlack, as nginx's timers are coarse too.
+// It is the precision of the limits in Timeouts, not one of them.
 const deadlineSlack = time.Second
 
-// fillBody reads more of a request body, allowing bodyWait for it.
+// fillBody reads more of a request body, allowing Timeouts.RequestBody
+// for it.
 func (c *fastConn) fillBody() error {
-	c.rdl = setLazyDeadline(c.c, c.rdl, time.Now(), bodyWait)
+	c.rdl = setLazyDeadline(c.c, c.rdl, time.Now(), c.s.cfg.Timeouts.RequestBody)
 	return c.fill()
 }
 
@@ -340,6 +354,9 @@ func (c *fastConn) readOnce(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
+			if h := c.s.hooks.wait; h != nil {
+				h((*c.in)[c.r:c.w], !c.inSession)
+			}
 			if c.r == c.w {
 				putBuf(c.in)
 				c.in = nil

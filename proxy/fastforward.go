@@ -409,7 +409,7 @@ func (f *forwarding) roundTrip(pool *upstreamPool, fresh bool) (*upConn, *httpwi
 // memory goes out with the first read of the answer (upConn.sendThenRead);
 // a large body is streamed now.
 func (f *forwarding) send(pool *upstreamPool, fresh bool) (*upConn, error) {
-	up, err := pool.get(fresh, !f.idempotent, f.start)
+	up, err := pool.get(fresh, !f.idempotent, f.start, f.c.s.cfg.Timeouts.UpstreamIdle)
 	if err != nil {
 		return nil, err
 	}

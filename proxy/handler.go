@@ -59,6 +59,7 @@ var errRetryStatus = errors.New("peer answered with a retry-on-status code")
 
 // NewHandler returns the reference engine for router with cfg.
 func NewHandler(router Router, cfg Config) *Handler {
+	cfg.Timeouts = cfg.Timeouts.withDefaults()
 	h := &Handler{router: router, cfg: cfg, stats: &Stats{}}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
@@ -354,7 +355,7 @@ func (h *Handler) newTransport(p *lb.Peer) *peerTransport {
 		},
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   maxIdlePerPeer,
-		IdleConnTimeout:       idleTimeout,
+		IdleConnTimeout:       h.cfg.Timeouts.UpstreamIdle,
 		ResponseHeaderTimeout: headerTimeout,
 		DisableCompression:    true,
 		ForceAttemptHTTP2:     false,

@@ -35,16 +35,8 @@ var engines = []engine{
 
 func newFastProxy(t testing.TB, cfg Config, backends ...lb.Backend) (string, *lb.Balancer) {
 	t.Helper()
-	bal := lb.New(lb.OnRemove(ClosePeer))
-	bal.Update("test", backends)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := NewFastServer(bal, cfg, nil)
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return "http://" + ln.Addr().String(), bal
+	url, _, bal := startFast(t, cfg, fastHooks{}, backends...)
+	return url, bal
 }
 
 func forEachEngine(t *testing.T, f func(t *testing.T, e engine)) {

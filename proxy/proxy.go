@@ -46,10 +46,46 @@ type Config struct {
 	// ResponseHeaderTimeout bounds the wait for a peer's response head
 	// after the request was sent; 0 means DefaultResponseHeaderTimeout.
 	ResponseHeaderTimeout time.Duration
+	// Timeouts bound how long the proxy's connections may wait; the zero
+	// value means the defaults.
+	Timeouts Timeouts
 
 	// AccessLog logs one line per request at info level.
 	AccessLog bool
 	Log       zerolog.Logger
+}
+
+// Timeouts are the time limits of the connections the proxy keeps: the
+// client connections of the fast data path, and the idle connections to
+// peers of both engines. A zero or negative field means its default.
+//
+// The client limits are socket read deadlines, which the fast path moves
+// lazily (see setLazyDeadline): a limit may run over by up to a second, or
+// a quarter of itself when that is less. The reference engine's entry
+// server (NewServer) keeps the defaults of ClientIdle and RequestHeader.
+type Timeouts struct {
+	// ClientIdle closes a keep-alive client connection that has waited
+	// this long for its next request. Default: DefaultClientIdleTimeout
+	// (nginx's keepalive_timeout).
+	ClientIdle time.Duration
+	// RequestHeader bounds the arrival of a request head, counted from
+	// its first bytes. Default: DefaultRequestHeaderTimeout.
+	RequestHeader time.Duration
+	// RequestBody bounds the wait between two reads of a request body.
+	// Default: DefaultRequestBodyTimeout (nginx's client_body_timeout).
+	RequestBody time.Duration
+	// UpstreamIdle is how long an idle keep-alive connection to a peer
+	// may be reused; older ones are closed. Both engines keep their
+	// peer connections by it. Default: DefaultUpstreamIdleTimeout.
+	UpstreamIdle time.Duration
+
+	// idleHandoff is how long an idle client connection of the fast path
+	// waits on the goroutine that served its last request before a small
+	// one takes it over (see waitIdle). It changes what the connection
+	// costs, not how long it lives, so it is not for users to set; tests
+	// shorten it to see the hand-over without waiting a second. Default:
+	// defaultIdleHandoff, and never more than ClientIdle.
+	idleHandoff time.Duration
 }
 
 // Defaults of Config.
@@ -57,9 +93,36 @@ const (
 	DefaultRetryBodyLimit        = 64 << 10
 	DefaultDialTimeout           = 5 * time.Second
 	DefaultResponseHeaderTimeout = 60 * time.Second // nginx proxy_read_timeout
-	maxIdlePerPeer               = 1024
-	idleTimeout                  = 90 * time.Second
+	DefaultClientIdleTimeout     = 75 * time.Second // nginx keepalive_timeout
+	DefaultRequestHeaderTimeout  = 30 * time.Second
+	DefaultRequestBodyTimeout    = 60 * time.Second // nginx client_body_timeout
+	// DefaultUpstreamIdleTimeout errs on the side of closing a connection
+	// before its peer does: a request written to a connection the peer is
+	// closing can fail, and only some may be sent again.
+	DefaultUpstreamIdleTimeout = 30 * time.Second
+	defaultIdleHandoff         = time.Second
+	maxIdlePerPeer             = 1024
 )
+
+// withDefaults returns t with every zero or negative field set to its
+// default. Engines resolve their Timeouts once, when they are made, so
+// that a request reads plain values.
+func (t Timeouts) withDefaults() Timeouts {
+	or := func(d, def time.Duration) time.Duration {
+		if d <= 0 {
+			return def
+		}
+		return d
+	}
+	t.ClientIdle = or(t.ClientIdle, DefaultClientIdleTimeout)
+	t.RequestHeader = or(t.RequestHeader, DefaultRequestHeaderTimeout)
+	t.RequestBody = or(t.RequestBody, DefaultRequestBodyTimeout)
+	t.UpstreamIdle = or(t.UpstreamIdle, DefaultUpstreamIdleTimeout)
+	// An idle connection is closed after ClientIdle: handing it over
+	// later would be for nothing.
+	t.idleHandoff = min(or(t.idleHandoff, defaultIdleHandoff), t.ClientIdle)
+	return t
+}
 
 func (c *Config) retryBodyLimit() int64 {
 	if c.RetryBodyLimit == 0 {

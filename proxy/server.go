@@ -11,11 +11,12 @@ import (
 // NewServer returns the entry-point HTTP server for handler, with the
 // time limits a public-facing proxy needs: slow-header clients are cut off,
 // idle keep-alive connections are closed after nginx's keepalive_timeout.
+// They are the defaults of the fast path's (see Timeouts).
 func NewServer(handler http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       75 * time.Second,
+		ReadHeaderTimeout: DefaultRequestHeaderTimeout,
+		IdleTimeout:       DefaultClientIdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          nil,
 	}

@@ -22,7 +22,8 @@ const (
 var errInSession = errors.New("proxy: client read inside the read session")
 
 // serve reads and answers requests until the connection closes, or until
-// it has been idle for idleHandoff and waitIdle takes it over.
+// it has been idle for a while (Timeouts.idleHandoff) and waitIdle takes
+// it over.
 //
 // Requests are read, and answered when they are whole in the buffer (the
 // usual case), inside one RawConn.Read of the client connection: the read
@@ -47,7 +48,10 @@ func (c *fastConn) serve() {
 			err = c.serr
 		}
 		if err != nil {
-			if c.wait == idleHandoff && errors.Is(err, os.ErrDeadlineExceeded) {
+			if c.wait == waitHandoff && errors.Is(err, os.ErrDeadlineExceeded) {
+				if h := c.s.hooks.handoff; h != nil {
+					h()
+				}
 				go c.waitIdle()
 				return
 			}
@@ -70,12 +74,13 @@ func (c *fastConn) serve() {
 }
 
 // waitIdle waits for the next request of a connection that has been idle
-// for idleHandoff, then serves it. It runs on a goroutine of its own, and
-// the one that served the connection ends: that one's stack grew to what
-// an exchange needs (4 KiB), while a new goroutine starts with 2 KiB and
-// waits a few frames deep. Connections that sit idle, usually most of
-// them, so cost about 2 KiB less each; a busy connection is never idle
-// that long, and one that is pays for a new goroutine once per idle spell.
+// for Timeouts.idleHandoff, then serves it. It runs on a goroutine of its
+// own, and the one that served the connection ends: that one's stack grew
+// to what an exchange needs (4 KiB), while a new goroutine starts with
+// 2 KiB and waits a few frames deep. Connections that sit idle, usually
+// most of them, so cost about 2 KiB less each; a busy connection is never
+// idle that long, and one that is pays for a new goroutine once per idle
+// spell.
 func (c *fastConn) waitIdle() {
 	c.idleLong = true
 	c.serve()
@@ -112,7 +117,7 @@ func (c *fastConn) session(fd uintptr) bool {
 			c.serr = err
 			return true
 		}
-		c.wait = 0
+		c.wait = waitNone
 		c.idle.Store(false)
 		if !c.whole() {
 			c.after = sessionOut
@@ -180,18 +185,30 @@ func (c *fastConn) whole() bool {
 	return false // chunked: where it ends is found by reading it
 }
 
+// waitKind is what the read deadline in force on a client connection is
+// for. When it expires, serve hands the connection over to waitIdle if it
+// was waitHandoff's, and otherwise closes it: the limit was reached.
+type waitKind uint8
+
+const (
+	waitNone       waitKind = iota // none of the below: no deadline, or a body's
+	waitHandoff                    // no request begun: Timeouts.idleHandoff
+	waitClientIdle                 // no request begun, handed to waitIdle: the rest of Timeouts.ClientIdle
+	waitHead                       // a head begun: Timeouts.RequestHeader from its first bytes
+)
+
 // armWait sets the read deadline for the wait ahead: idleHandoff while no
-// request has begun (the rest of clientIdle once handed to waitIdle), and
-// headerWait from the first bytes of a head.
+// request has begun (the rest of ClientIdle once handed to waitIdle), and
+// RequestHeader from the first bytes of a head.
 func (c *fastConn) armWait() {
-	want := idleHandoff
+	want := waitHandoff
 	switch {
 	case c.in != nil && c.w > c.r:
-		want = headerWait
+		want = waitHead
 	case c.idleLong:
-		want = clientIdle
+		want = waitClientIdle
 	}
-	if want == headerWait && c.wait == headerWait {
+	if want == waitHead && c.wait == waitHead {
 		return // counted from the head's first bytes
 	}
 	now := c.lastEnd // saves reading the clock again right after an exchange
@@ -199,12 +216,16 @@ func (c *fastConn) armWait() {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	d := want
+	to := &c.s.cfg.Timeouts
+	var d time.Duration
 	switch want {
-	case idleHandoff:
+	case waitHandoff:
 		c.idleSince = now
-	case clientIdle:
-		d = clientIdle - now.Sub(c.idleSince)
+		d = to.idleHandoff
+	case waitClientIdle:
+		d = to.ClientIdle - now.Sub(c.idleSince)
+	case waitHead:
+		d = to.RequestHeader
 	}
 	c.rdl = setLazyDeadline(c.c, c.rdl, now, d)
 	c.wait = want

@@ -11,21 +11,42 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/wharflb/wharf/lb"
 )
 
 // The read session answers without reading between requests; what comes
 // while a request is being answered must still be read at once: a
 // pipelined request, a request sent in pieces, the client's close.
+//
+// The proxy waits an hour before it times out or hands over an idle
+// connection: a request left unread would never be answered, and the
+// client's read deadline fails the test.
 func TestFastSessionKeepsWhatCameMeanwhile(t *testing.T) {
+	// A request with ?hold is answered once the test has sent what comes
+	// next: answering takes as long as the test needs.
+	holding := make(chan chan struct{})
+	done := make(chan struct{})
 	be := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
-		if d, err := time.ParseDuration(r.URL.Query().Get("delay")); err == nil {
-			time.Sleep(d)
+		if r.URL.Query().Has("hold") {
+			release := make(chan struct{})
+			select {
+			case holding <- release:
+				select {
+				case <-release:
+				case <-done:
+				}
+			case <-done:
+			}
 		}
 		io.WriteString(w, "ok "+r.URL.Path)
 	})
-	url, _ := newFastProxy(t, Config{}, be.backend(1))
+	t.Cleanup(func() { close(done) }) // before the backend closes: it waits for its handlers
+	bodyWaits := make(chan struct{}, 16)
+	hooks := fastHooks{wait: func(held []byte, body bool) {
+		if body {
+			bodyWaits <- struct{}{}
+		}
+	}}
+	url, _, _ := startFast(t, Config{Timeouts: Timeouts{ClientIdle: time.Hour, idleHandoff: time.Hour}}, hooks, be.backend(1))
 	addr := strings.TrimPrefix(url, "http://")
 	dial := func(t *testing.T) (net.Conn, *bufio.Reader) {
 		c, err := net.Dial("tcp", addr)
@@ -33,6 +54,7 @@ func TestFastSessionKeepsWhatCameMeanwhile(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
+		c.SetReadDeadline(time.Now().Add(waitBound))
 		return c, bufio.NewReader(c)
 	}
 	expect := func(t *testing.T, br *bufio.Reader, path string) {
@@ -47,59 +69,58 @@ func TestFastSessionKeepsWhatCameMeanwhile(t *testing.T) {
 			t.Fatalf("%s: %d %q", path, res.StatusCode, body)
 		}
 	}
-	// Well under idleHandoff: a request left unread would wait for it.
-	const prompt = 500 * time.Millisecond
+	const (
+		whileHeld   = iota // while the backend holds the first request
+		bodyAwaited        // once the proxy waits for the body
+	)
 	tests := []struct {
-		name   string
-		pieces []string // written 100 ms apart
-		paths  []string // answers expected, in order
+		name  string
+		first string
+		then  string // sent next, when says
+		when  int
+		paths []string // answers expected, in order
 	}{
 		{"pipelined in one write",
-			[]string{"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTTP/1.1\r\nHost: x\r\n\r\n"},
+			"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTTP/1.1\r\nHost: x\r\n\r\n", "", 0,
 			[]string{"/1", "/2", "/3"}},
 		{"second sent while the first is answered",
-			[]string{"GET /1?delay=300ms HTTP/1.1\r\nHost: x\r\n\r\n", "GET /2 HTTP/1.1\r\nHost: x\r\n\r\n"},
+			"GET /1?hold HTTP/1.1\r\nHost: x\r\n\r\n", "GET /2 HTTP/1.1\r\nHost: x\r\n\r\n", whileHeld,
 			[]string{"/1", "/2"}},
 		{"second head split while the first is answered",
-			[]string{"GET /1?delay=300ms HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HT", "TP/1.1\r\nHost: x\r\n\r\n"},
+			"GET /1?hold HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HT", "TP/1.1\r\nHost: x\r\n\r\n", whileHeld,
 			[]string{"/1", "/2"}},
 		{"body after the head",
-			[]string{"POST /1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", "hello"},
+			"POST /1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", "hello", bodyAwaited,
 			[]string{"/1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, br := dial(t)
-			start := time.Now()
-			go func() {
-				for i, p := range tt.pieces {
-					if i > 0 {
-						time.Sleep(100 * time.Millisecond)
-					}
-					io.WriteString(c, p)
+			io.WriteString(c, tt.first)
+			if tt.then != "" {
+				if tt.when == whileHeld {
+					release := await(t, holding, "held request")
+					io.WriteString(c, tt.then)
+					close(release)
+				} else {
+					await(t, bodyWaits, "wait for the body")
+					io.WriteString(c, tt.then)
 				}
-			}()
+			}
 			for _, p := range tt.paths {
 				expect(t, br, p)
-			}
-			if d := time.Since(start); d > prompt {
-				t.Fatalf("answers took %v", d)
 			}
 		})
 	}
 	t.Run("close while answered", func(t *testing.T) {
 		c, br := dial(t)
-		io.WriteString(c, "GET /1?delay=300ms HTTP/1.1\r\nHost: x\r\n\r\n")
-		time.Sleep(100 * time.Millisecond)
+		io.WriteString(c, "GET /1?hold HTTP/1.1\r\nHost: x\r\n\r\n")
+		release := await(t, holding, "held request")
 		c.(*net.TCPConn).CloseWrite()
-		start := time.Now()
+		close(release)
 		expect(t, br, "/1")
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if n, err := br.Read(make([]byte, 1)); err != io.EOF {
 			t.Fatalf("after the answer: %d bytes, %v; want the connection closed", n, err)
-		}
-		if d := time.Since(start); d > prompt {
-			t.Fatalf("closed after %v", d)
 		}
 	})
 }
@@ -107,35 +128,30 @@ func TestFastSessionKeepsWhatCameMeanwhile(t *testing.T) {
 // Close cuts off a connection in the middle of an exchange, though the
 // exchange runs inside the connection's read session.
 func TestFastCloseCutsExchangeInSession(t *testing.T) {
+	arrived := make(chan struct{}, 1)
 	release := make(chan struct{})
 	be := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
 		<-release
 		io.WriteString(w, "late")
 	})
 	defer close(release)
-	bal := lb.New(lb.OnRemove(ClosePeer))
-	bal.Update("test", []lb.Backend{be.backend(1)})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := NewFastServer(bal, Config{}, nil)
-	go srv.Serve(ln)
-	c, err := net.Dial("tcp", ln.Addr().String())
+	url, srv, _ := startFast(t, Config{}, fastHooks{}, be.backend(1))
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	time.Sleep(100 * time.Millisecond) // the request reaches the backend
+	await(t, arrived, "request at the backend")
 	srv.Close()
-	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	c.SetReadDeadline(time.Now().Add(waitBound))
 	n, err := c.Read(make([]byte, 100))
 	if err == nil || n > 0 {
 		t.Fatalf("read %d bytes, %v; want the connection cut off", n, err)
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatal("connection still open 2 s after Close")
+		t.Fatalf("connection still open %v after Close", waitBound)
 	}
 }
 
@@ -143,43 +159,44 @@ func TestFastCloseCutsExchangeInSession(t *testing.T) {
 // session and those handed to waitIdle alike, and then returns.
 func TestFastShutdownEndsIdleConnections(t *testing.T) {
 	be := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok "+r.URL.Path) })
-	bal := lb.New(lb.OnRemove(ClosePeer))
-	bal.Update("test", []lb.Backend{be.backend(1)})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := NewFastServer(bal, Config{}, nil)
-	go srv.Serve(ln)
-	defer srv.Close()
-	var conns []net.Conn
-	for i := 0; i < 2; i++ {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		io.WriteString(c, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
-		res, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		conns = append(conns, c)
-		if i == 0 {
-			time.Sleep(idleHandoff * 3) // the first one goes to waitIdle
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	start := time.Now()
-	if err := srv.Shutdown(ctx); err != nil {
-		t.Fatalf("Shutdown: %v after %v", err, time.Since(start))
-	}
-	for i, c := range conns {
-		c.SetReadDeadline(time.Now().Add(time.Second))
-		if n, err := c.Read(make([]byte, 1)); err != io.EOF {
-			t.Fatalf("connection %d: %d bytes, %v; want EOF", i, n, err)
-		}
+	for _, tc := range []struct {
+		name     string
+		handOver bool // at once, and wait for it; else not for an hour
+	}{
+		{"in the read session", false},
+		{"handed to waitIdle", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			handoffs := make(chan struct{}, 1)
+			hooks := fastHooks{handoff: func() { handoffs <- struct{}{} }}
+			idleHandoff := time.Hour
+			if tc.handOver {
+				idleHandoff = time.Nanosecond
+			}
+			url, srv, _ := startFast(t, Config{Timeouts: Timeouts{idleHandoff: idleHandoff}}, hooks, be.backend(1))
+			c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+			res, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if tc.handOver {
+				await(t, handoffs, "hand-over")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), waitBound)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+			c.SetReadDeadline(time.Now().Add(waitBound))
+			if n, err := c.Read(make([]byte, 1)); err != io.EOF {
+				t.Fatalf("%d bytes, %v; want EOF", n, err)
+			}
+		})
 	}
 }

@@ -30,7 +30,9 @@ func TestNeverAcknowledged(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ln.Close()
+			peerDone := make(chan struct{})
 			go func() {
+				defer close(peerDone)
 				c, err := ln.Accept()
 				if err == nil {
 					tc.peer(c)
@@ -42,8 +44,9 @@ func TestNeverAcknowledged(t *testing.T) {
 			}
 			defer c.Close()
 			if tc.want {
-				// The peer's FIN arrives before the request goes out.
-				time.Sleep(50 * time.Millisecond)
+				// The peer's FIN arrives before the request goes out: on
+				// loopback, close(2) has delivered it when it returns.
+				await(t, peerDone, "the peer's close")
 			}
 			if _, err := c.Write(request); err != nil {
 				t.Fatal(err)

@@ -150,15 +150,16 @@ func (up *upConn) sendReadOnce(fd uintptr) bool {
 // get returns an idle connection, or a new one when there is none or fresh
 // is set. With check, an idle connection the peer has closed (or sent
 // something on while idle) is closed and skipped instead of returned. now
-// is the time, for the idle connections' ages.
-func (p *upstreamPool) get(fresh, check bool, now time.Time) (*upConn, error) {
+// is the time, for the idle connections' ages: those idle for maxIdle
+// (Timeouts.UpstreamIdle) or longer are closed.
+func (p *upstreamPool) get(fresh, check bool, now time.Time, maxIdle time.Duration) (*upConn, error) {
 	if !fresh {
 		p.mu.Lock()
 		for n := len(p.idle); n > 0; n = len(p.idle) {
 			up := p.idle[n-1]
 			p.idle[n-1] = nil
 			p.idle = p.idle[:n-1]
-			if now.Sub(up.idleAt) < upIdleMax {
+			if now.Sub(up.idleAt) < maxIdle {
 				p.mu.Unlock()
 				if !up.rdl.IsZero() && !now.Before(up.rdl) {
 					// The response header deadline of its last exchange
