@@ -12,35 +12,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wharflb/wharf/internal/testutil"
 	"github.com/wharflb/wharf/lb"
 )
 
 // backend is a real HTTP server that names itself in every answer.
-type backend struct {
-	*httptest.Server
-	name string
-	hits atomic.Int64
-}
+type backend struct{ *testutil.Backend }
 
 func newBackend(t *testing.T, name string, h http.HandlerFunc) *backend {
 	t.Helper()
-	b := &backend{name: name}
-	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b.hits.Add(1)
-		if h != nil {
-			h(w, r)
-			return
-		}
-		io.Copy(io.Discard, r.Body)
-		fmt.Fprint(w, name)
-	}))
-	t.Cleanup(b.Close)
-	return b
+	return &backend{testutil.NewBackend(t, name, h)}
 }
 
 func (b *backend) backend(weight int) lb.Backend {
-	addr := strings.TrimPrefix(b.URL, "http://")
-	return lb.Backend{ID: b.name, Name: b.name, Network: "tcp", Addr: addr, Weight: weight,
+	return lb.Backend{ID: b.Name, Name: b.Name, Network: "tcp", Addr: b.Addr(), Weight: weight,
 		MaxFails: 1, FailTimeout: 10 * time.Second}
 }
 

@@ -44,7 +44,7 @@ func TestFastIdleHandoff(t *testing.T) {
 	handoffs := newEvents[int64]()
 	held := newEvents[string]() // what a connection held when it began to wait
 	hooks := fastHooks{
-		handoff: func() { handoffs.add(be.hits.Load()) },
+		handoff: func() { handoffs.add(be.Hits.Load()) },
 		wait:    func(b []byte, body bool) { held.add(string(b)) },
 	}
 	url, _, _ := startFast(t, Config{Timeouts: Timeouts{idleHandoff: time.Millisecond}}, hooks, be.backend(1))

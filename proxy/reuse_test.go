@@ -78,9 +78,9 @@ func TestReusedConnectionPeerDiesAfterReading(t *testing.T) {
 					}
 				}
 				status, body := send()
-				if status != tc.wantStatus || good.hits.Load() != tc.wantAtGood || dyingGot.Load() != tc.wantAtDying {
+				if status != tc.wantStatus || good.Hits.Load() != tc.wantAtGood || dyingGot.Load() != tc.wantAtDying {
 					t.Fatalf("third %s: %d %q; the dying peer got %d requests, the good one %d; want %d, %d and %d",
-						tc.method, status, body, dyingGot.Load(), good.hits.Load(), tc.wantStatus, tc.wantAtDying, tc.wantAtGood)
+						tc.method, status, body, dyingGot.Load(), good.Hits.Load(), tc.wantStatus, tc.wantAtDying, tc.wantAtGood)
 				}
 			})
 		}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wharflb/wharf/internal/testutil"
 	"github.com/wharflb/wharf/lb"
 )
 
@@ -64,9 +65,9 @@ func TestFastClientTimeouts(t *testing.T) {
 // engines.
 func TestUpstreamIdleTimeout(t *testing.T) {
 	var conns atomic.Int64
-	be := &backend{name: "b", Server: httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	be := &backend{&testutil.Backend{Name: "b", Server: httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "b")
-	}))}
+	}))}}
 	be.Config.ConnState = func(_ net.Conn, st http.ConnState) {
 		if st == http.StateNew {
 			conns.Add(1)
