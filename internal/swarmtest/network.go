@@ -1,0 +1,219 @@
+package swarmtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// createNetwork creates the hub namespace with its bridge, and each node's
+// namespace with a veth to the bridge and the node's address on it.
+func (s *Swarm) createNetwork() error {
+	if err := ipCmd("netns", "add", s.hub); err != nil {
+		return err
+	}
+	if err := ipCmd("-n", s.hub, "link", "add", "br0", "type", "bridge"); err != nil {
+		return err
+	}
+	if err := ipCmd("-n", s.hub, "link", "set", "br0", "up"); err != nil {
+		return err
+	}
+	for _, n := range s.Nodes {
+		if err := ipCmd("netns", "add", n.Netns); err != nil {
+			return err
+		}
+		// Both ends are created directly in their namespaces; the
+		// node's end gets a temporary name unique in the root namespace
+		// (where the kernel looks the name up) before it becomes eth0.
+		tmp := fmt.Sprintf("wst%s%d", s.ID, n.Index)
+		cmds := [][]string{
+			{"link", "add", tmp, "netns", n.Netns, "type", "veth", "peer", "name", n.hubPort(), "netns", s.hub},
+			{"-n", n.Netns, "link", "set", tmp, "name", "eth0"},
+			{"-n", n.Netns, "addr", "add", n.Addr.String() + "/24", "dev", "eth0"},
+			{"-n", n.Netns, "link", "set", "eth0", "up"},
+			{"-n", n.Netns, "link", "set", "lo", "up"},
+			{"-n", s.hub, "link", "set", n.hubPort(), "master", "br0", "up"},
+		}
+		for _, c := range cmds {
+			if err := ipCmd(c...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// hubPort is the name of the bridge port of the node's veth in the hub
+// namespace.
+func (n *Node) hubPort() string { return fmt.Sprintf("wsh%s%d", n.sw.ID, n.Index) }
+
+func ipCmd(args ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// Exec runs argv in the node's network namespace (with `ip netns exec`)
+// and returns its combined output. Use it for clients of addresses on the
+// node's subnet: such traffic must never be sent from the root namespace.
+func (n *Node) Exec(ctx context.Context, argv ...string) ([]byte, error) {
+	if len(argv) == 0 {
+		return nil, errors.New("swarmtest: Exec needs a command")
+	}
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Netns}, argv...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("%s: %s: %w", n.Name, strings.Join(argv, " "), err)
+	}
+	return out, nil
+}
+
+// Dial connects to addr from inside the node's network namespace, as a
+// client on the node's subnet would (addresses of other nodes, ports
+// published on a node).
+func (n *Node) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	return dialIn(ctx, "/run/netns/"+n.Netns, network, addr)
+}
+
+// HTTPClient returns an HTTP client whose connections are made from inside
+// the node's network namespace. It uses no proxy and gives up after 10
+// seconds.
+func (n *Node) HTTPClient() *http.Client {
+	return httpClient(func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return n.Dial(ctx, network, addr)
+	})
+}
+
+// ContainerHTTPClient returns an HTTP client whose connections are made
+// from inside the network namespace of the node's container id, e.g. a
+// container attached to an overlay, which reaches the tasks on it by their
+// overlay addresses. The container must be running (and stay so while the
+// client is used).
+func (n *Node) ContainerHTTPClient(ctx context.Context, id string) (*http.Client, error) {
+	info, err := n.Client.ContainerInspect(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("%s: inspect %s: %w", n.Name, id, err)
+	}
+	if info.State == nil || info.State.Pid == 0 {
+		return nil, fmt.Errorf("%s: container %s is not running", n.Name, id)
+	}
+	path := fmt.Sprintf("/proc/%d/ns/net", info.State.Pid)
+	return httpClient(func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return dialIn(ctx, path, network, addr)
+	}), nil
+}
+
+func httpClient(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client {
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         dial,
+			MaxIdleConnsPerHost: 4,
+			IdleConnTimeout:     10 * time.Second,
+		},
+	}
+}
+
+// dialIn connects to addr with a socket created in the network namespace
+// at nsPath. A socket stays in the namespace it was created in, so the
+// connection can then be used from any goroutine. It refuses to dial from
+// the test process's own namespace, whose traffic to the swarm's
+// addresses would leave the machine.
+func dialIn(ctx context.Context, nsPath, network, addr string) (net.Conn, error) {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		// The thread switches namespaces and is never unlocked: it ends
+		// with this goroutine instead of serving others in the wrong
+		// namespace.
+		runtime.LockOSThread()
+		c, err := func() (net.Conn, error) {
+			f, err := os.Open(nsPath)
+			if err != nil {
+				return nil, err
+			}
+			defer f.Close()
+			same, err := sameFile(f, "/proc/thread-self/ns/net")
+			if err != nil {
+				return nil, err
+			}
+			if same {
+				return nil, fmt.Errorf("%s is the test's own network namespace", nsPath)
+			}
+			if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+				return nil, fmt.Errorf("setns %s: %w", nsPath, err)
+			}
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}()
+		ch <- result{c, err}
+	}()
+	r := <-ch
+	if r.err != nil {
+		return nil, fmt.Errorf("swarmtest: dial %s in %s: %w", addr, nsPath, r.err)
+	}
+	return r.c, nil
+}
+
+func sameFile(f *os.File, path string) (bool, error) {
+	a, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	b, err := os.Stat(path)
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(a, b), nil
+}
+
+// CutLink makes every packet to and from node i vanish at the bridge, as
+// in a network partition: the node's link stays up, so nothing tells the
+// node's engine that the network is gone. RestoreLink undoes it.
+func (s *Swarm) CutLink(i int) {
+	s.tb.Helper()
+	n := s.Node(i)
+	rules := fmt.Sprintf(`table bridge %[1]s {
+	chain forward {
+		type filter hook forward priority 0; policy accept;
+		iifname "%[2]s" drop
+		oifname "%[2]s" drop
+	}
+}
+`, n.cutTable(), n.hubPort())
+	cmd := exec.Command("ip", "netns", "exec", s.hub, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		s.tb.Fatalf("swarmtest: cut the link of %s: nft: %v: %s", n.Name, err, out)
+	}
+}
+
+// RestoreLink lets node i's packets through again after CutLink.
+func (s *Swarm) RestoreLink(i int) {
+	s.tb.Helper()
+	n := s.Node(i)
+	out, err := exec.Command("ip", "netns", "exec", s.hub, "nft", "delete", "table", "bridge", n.cutTable()).CombinedOutput()
+	if err != nil {
+		s.tb.Fatalf("swarmtest: restore the link of %s: nft: %v: %s", n.Name, err, out)
+	}
+}
+
+func (n *Node) cutTable() string { return fmt.Sprintf("cut_node%d", n.Index) }
