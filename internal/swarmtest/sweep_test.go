@@ -1,0 +1,142 @@
+package swarmtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/wharflb/wharf/internal/dockertest"
+)
+
+// crashEnv makes TestSweepCrashedRun play the test process that dies: it
+// names the image tar to load.
+const crashEnv = "WHARF_SWARMTEST_CRASH_TAR"
+
+// TestSweepCrashedRun starts a swarm with a running container in a test
+// process that then dies by SIGKILL, so that none of its cleanup runs, and
+// checks that the sweep every Start begins with removes all of that run:
+// its engines, containerd, shims and container, namespaces, cgroups,
+// directory and subnet claim.
+func TestSweepCrashedRun(t *testing.T) {
+	if tar := os.Getenv(crashEnv); tar != "" {
+		crash(t, tar)
+		return
+	}
+	requireHost(t)
+	main := dockertest.Require(t)
+	img := dockertest.WebtestImage(t, main)
+	tar := filepath.Join(t.TempDir(), "webtest.tar")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rc, err := main.ImageSave(ctx, []string{img})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(tar)
+	if err == nil {
+		_, err = f.ReadFrom(rc)
+		f.Close()
+	}
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestSweepCrashedRun$", "-test.v")
+	cmd.Env = append(os.Environ(), crashEnv+"="+tar, "CRASH_IMAGE="+img)
+	out, err := cmd.CombinedOutput()
+	if st, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !st.Signaled() || st.Signal() != syscall.SIGKILL {
+		t.Fatalf("the crashing test process ended with %v, want SIGKILL:\n%s", err, out)
+	}
+	m := regexp.MustCompile(`SWARMTEST-RUN ([0-9a-f]{6}) (\d+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("the crashing test process did not name its run:\n%s", out)
+	}
+	id := string(m[1])
+	containerPID, _ := strconv.Atoi(string(m[2]))
+
+	// What the dead process left behind.
+	crashed := &Swarm{ID: id, Dir: filepath.Join(BaseDir, id), mntSeen: map[string]bool{}}
+	nss := runNetns(id)
+	if len(nss) != 3 {
+		t.Errorf("namespaces of the crashed run: %v, want a hub and 2 nodes", nss)
+	}
+	nets := map[string]bool{}
+	for _, ns := range nss {
+		if net, err := nsID("net", "/run/netns/"+ns); err == nil {
+			nets[net] = true
+		}
+	}
+	engines := 0
+	for _, p := range procs() {
+		if nets[p.net] {
+			crashed.mntSeen[p.mnt] = true
+			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.pid)); strings.TrimSpace(string(comm)) == "dockerd" {
+				engines++
+			}
+		}
+	}
+	if engines != 2 {
+		t.Errorf("%d engines of the crashed run running, want 2", engines)
+	}
+	if err := syscall.Kill(containerPID, 0); err != nil {
+		t.Errorf("the crashed run's container (pid %d) is not running: %v", containerPID, err)
+	}
+	before := crashed.Leftovers()
+	t.Logf("the crashed run %s left %d things, e.g. %s", id, len(before), strings.Join(before[:min(3, len(before))], ", "))
+
+	t0 := time.Now()
+	if err := sweep(); err != nil {
+		t.Errorf("sweep: %v", err)
+	}
+	t.Logf("swept in %s", since(t0))
+	if left := crashed.Leftovers(); len(left) > 0 {
+		t.Errorf("left after the sweep:\n%s", strings.Join(left, "\n"))
+	}
+	if err := syscall.Kill(containerPID, 0); err == nil {
+		if p, ok := readProc(containerPID); ok && p.state != 'Z' {
+			t.Errorf("the crashed run's container (pid %d) still runs after the sweep", containerPID)
+		}
+	}
+	ents, _ := os.ReadDir(BaseDir)
+	for _, e := range ents {
+		if b, _ := os.ReadFile(filepath.Join(BaseDir, e.Name())); strings.HasPrefix(e.Name(), "net-") && string(b) == id {
+			t.Errorf("subnet claim %s of the crashed run left after the sweep", e.Name())
+		}
+	}
+}
+
+// crash starts a swarm of two nodes, runs a container on node 1, prints
+// the run's id and the container's pid, and kills its own process.
+func crash(t *testing.T, tar string) {
+	sw := Start(t, Options{Nodes: 2})
+	sw.LoadImageTar(tar)
+	n := sw.Node(1)
+	ctx, cancel := callCtx()
+	defer cancel()
+	c, err := n.Client.ContainerCreate(ctx, &container.Config{Image: os.Getenv("CRASH_IMAGE")}, nil, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Client.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := n.Client.ContainerInspect(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("SWARMTEST-RUN %s %d\n", sw.ID, info.State.Pid)
+	os.Stdout.Sync()
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {}
+}
