@@ -22,6 +22,9 @@ import (
 // names the image tar to load.
 const crashEnv = "WHARF_SWARMTEST_CRASH_TAR"
 
+// panicEnv makes TestTeardownOnPanic play the test that panics.
+const panicEnv = "WHARF_SWARMTEST_PANIC_TAR"
+
 // TestSweepCrashedRun starts a swarm with a running container in a test
 // process that then dies by SIGKILL, so that none of its cleanup runs, and
 // checks that the sweep every Start begins with removes all of that run:
@@ -33,24 +36,9 @@ func TestSweepCrashedRun(t *testing.T) {
 		return
 	}
 	requireHost(t)
-	main := dockertest.Require(t)
-	img := dockertest.WebtestImage(t, main)
-	tar := filepath.Join(t.TempDir(), "webtest.tar")
+	tar, img := webtestTar(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rc, err := main.ImageSave(ctx, []string{img})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Create(tar)
-	if err == nil {
-		_, err = f.ReadFrom(rc)
-		f.Close()
-	}
-	rc.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestSweepCrashedRun$", "-test.v")
 	cmd.Env = append(os.Environ(), crashEnv+"="+tar, "CRASH_IMAGE="+img)
@@ -116,9 +104,79 @@ func TestSweepCrashedRun(t *testing.T) {
 	}
 }
 
-// crash starts a swarm of two nodes, runs a container on node 1, prints
-// the run's id and the container's pid, and kills its own process.
-func crash(t *testing.T, tar string) {
+// webtestTar builds the webtest image on the main engine and saves it to
+// a tar file, for a test process that cannot use the main engine (its
+// image would outlive it).
+func webtestTar(t *testing.T) (tar, img string) {
+	t.Helper()
+	main := dockertest.Require(t)
+	img = dockertest.WebtestImage(t, main)
+	tar = filepath.Join(t.TempDir(), "webtest.tar")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rc, err := main.ImageSave(ctx, []string{img})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	f, err := os.Create(tar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.ReadFrom(rc); err != nil {
+		t.Fatal(err)
+	}
+	return tar, img
+}
+
+// TestTeardownOnPanic checks that a test that panics with a swarm running
+// (and a container on it) still removes all of its run: the cleanup runs
+// while the panic unwinds the test.
+func TestTeardownOnPanic(t *testing.T) {
+	if tar := os.Getenv(panicEnv); tar != "" {
+		sw, _ := runWithContainer(t, tar)
+		fmt.Printf("SWARMTEST-RUN %s\n", sw.ID)
+		panic("the test panics with its swarm running")
+	}
+	requireHost(t)
+	tar, img := webtestTar(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestTeardownOnPanic$", "-test.v")
+	cmd.Env = append(os.Environ(), panicEnv+"="+tar, "CRASH_IMAGE="+img)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "the test panics with its swarm running") {
+		t.Fatalf("the panicking test process ended with %v, want a panic:\n%s", err, out)
+	}
+	m := regexp.MustCompile(`SWARMTEST-RUN ([0-9a-f]{6})`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("the panicking test process did not name its run:\n%s", out)
+	}
+	id := string(m[1])
+	if !strings.Contains(string(out), "swarmtest: run "+id+" torn down") {
+		t.Errorf("the panicking test did not log its teardown:\n%s", out)
+	}
+	// Without a sweep: the panicking process must have removed it all.
+	if nss := runNetns(id); len(nss) > 0 {
+		t.Errorf("namespaces of run %s left: %v", id, nss)
+	}
+	if cgs := runCgroups(id); len(cgs) > 0 {
+		t.Errorf("cgroups of run %s left: %v", id, cgs)
+	}
+	if _, err := os.Stat(filepath.Join(BaseDir, id)); err == nil {
+		t.Errorf("directory of run %s left", id)
+	}
+	for _, p := range procs() {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.pid)); err == nil && p.state != 'Z' && strings.Contains(string(b), filepath.Join(BaseDir, id)) {
+			t.Errorf("process %d of run %s left: %q", p.pid, id, b)
+		}
+	}
+}
+
+// runWithContainer starts a swarm of two nodes and runs a webtest
+// container (from the image in tar) on node 1.
+func runWithContainer(t *testing.T, tar string) (*Swarm, int) {
 	sw := Start(t, Options{Nodes: 2})
 	sw.LoadImageTar(tar)
 	n := sw.Node(1)
@@ -135,7 +193,14 @@ func crash(t *testing.T, tar string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Printf("SWARMTEST-RUN %s %d\n", sw.ID, info.State.Pid)
+	return sw, info.State.Pid
+}
+
+// crash starts a swarm of two nodes, runs a container on node 1, prints
+// the run's id and the container's pid, and kills its own process.
+func crash(t *testing.T, tar string) {
+	sw, pid := runWithContainer(t, tar)
+	fmt.Printf("SWARMTEST-RUN %s %d\n", sw.ID, pid)
 	os.Stdout.Sync()
 	syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	select {}
