@@ -127,44 +127,45 @@ func alive(dir string) bool {
 // sweep removes what runs of test processes that no longer exist left
 // behind: their directories (whose marker names a dead owner), network
 // namespaces, processes, cgroups and subnet claims.
-func sweep() error {
-	return lockBase(func() error {
-		var errs []error
-		ents, err := os.ReadDir(BaseDir)
-		if err != nil {
-			return err
+func sweep() error { return lockBase(sweepLocked) }
+
+// sweepLocked is sweep for a caller that holds the lock of BaseDir.
+func sweepLocked() error {
+	var errs []error
+	ents, err := os.ReadDir(BaseDir)
+	if err != nil {
+		return err
+	}
+	live := map[string]bool{}
+	for _, e := range ents {
+		if !e.IsDir() || !runIDRE.MatchString(e.Name()) {
+			continue
 		}
-		live := map[string]bool{}
-		for _, e := range ents {
-			if !e.IsDir() || !runIDRE.MatchString(e.Name()) {
-				continue
-			}
-			dir := filepath.Join(BaseDir, e.Name())
-			if alive(dir) {
-				live[e.Name()] = true
-				continue
-			}
-			if err := removeRun(e.Name(), nil); err != nil {
-				errs = append(errs, fmt.Errorf("run %s: %w", e.Name(), err))
-			}
+		dir := filepath.Join(BaseDir, e.Name())
+		if alive(dir) {
+			live[e.Name()] = true
+			continue
 		}
-		// Namespaces of a run whose directory is gone (they are created
-		// after it and deleted before it, so their run has ended).
-		nss, _ := os.ReadDir("/run/netns")
-		for _, ns := range nss {
-			id, ok := runOfNetns(ns.Name())
-			if ok && !live[id] {
-				if _, err := os.Stat(filepath.Join(BaseDir, id)); errors.Is(err, os.ErrNotExist) {
-					if err := removeRun(id, nil); err != nil {
-						errs = append(errs, fmt.Errorf("run %s: %w", id, err))
-					}
+		if err := removeRun(e.Name(), nil); err != nil {
+			errs = append(errs, fmt.Errorf("run %s: %w", e.Name(), err))
+		}
+	}
+	// Namespaces of a run whose directory is gone (they are created
+	// after it and deleted before it, so their run has ended).
+	nss, _ := os.ReadDir("/run/netns")
+	for _, ns := range nss {
+		id, ok := runOfNetns(ns.Name())
+		if ok && !live[id] {
+			if _, err := os.Stat(filepath.Join(BaseDir, id)); errors.Is(err, os.ErrNotExist) {
+				if err := removeRun(id, nil); err != nil {
+					errs = append(errs, fmt.Errorf("run %s: %w", id, err))
 				}
 			}
 		}
-		errs = append(errs, releaseClaims(live))
-		errs = append(errs, unmountRunNetns(live))
-		return errors.Join(errs...)
-	})
+	}
+	errs = append(errs, releaseClaims(live))
+	errs = append(errs, unmountRunNetns(live))
+	return errors.Join(errs...)
 }
 
 // runOfNetns returns the run id of a namespace named wst-ID-….

@@ -1,8 +1,10 @@
 package swarmtest
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,20 +42,66 @@ func TestSweepCrashedRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
+	// The crashing process names its run, then waits for a line on its
+	// stdin before it kills itself; this test holds the lock of BaseDir
+	// from before that line until its sweep has run, so that no other
+	// test process sweeps the crashed run first.
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestSweepCrashedRun$", "-test.v")
 	cmd.Env = append(os.Environ(), crashEnv+"="+tar, "CRASH_IMAGE="+img)
-	out, err := cmd.CombinedOutput()
-	if st, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !st.Signaled() || st.Signal() != syscall.SIGKILL {
-		t.Fatalf("the crashing test process ended with %v, want SIGKILL:\n%s", err, out)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`SWARMTEST-RUN ([0-9a-f]{6}) (\d+)`).FindSubmatch(out)
-	if m == nil {
-		t.Fatalf("the crashing test process did not name its run:\n%s", out)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	id := string(m[1])
-	containerPID, _ := strconv.Atoi(string(m[2]))
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	var out strings.Builder
+	var id string
+	var containerPID int
+	re := regexp.MustCompile(`^SWARMTEST-RUN ([0-9a-f]{6}) (\d+)$`)
+	sc := bufio.NewScanner(pr)
+	for id == "" && sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			id = m[1]
+			containerPID, _ = strconv.Atoi(m[2])
+		}
+	}
+	if id == "" {
+		cmd.Wait()
+		t.Fatalf("the crashing test process did not name its run:\n%s", out.String())
+	}
+	rest := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(pr)
+		rest <- string(b)
+	}()
 
-	// What the dead process left behind.
+	err = lockBase(func() error {
+		fmt.Fprintln(stdin, "crash")
+		err := cmd.Wait()
+		if st, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !st.Signaled() || st.Signal() != syscall.SIGKILL {
+			t.Fatalf("the crashing test process ended with %v, want SIGKILL:\n%s%s", err, out.String(), <-rest)
+		}
+		checkSweep(t, id, containerPID)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkSweep checks that the dead run id left its engines and container
+// (pid) behind, sweeps, and checks that nothing of the run is left. The
+// caller holds the lock of BaseDir.
+func checkSweep(t *testing.T, id string, containerPID int) {
+	t.Helper()
 	crashed := &Swarm{ID: id, Dir: filepath.Join(BaseDir, id), mntSeen: map[string]bool{}}
 	nss := runNetns(id)
 	if len(nss) != 3 {
@@ -84,17 +132,15 @@ func TestSweepCrashedRun(t *testing.T) {
 	t.Logf("the crashed run %s left %d things, e.g. %s", id, len(before), strings.Join(before[:min(3, len(before))], ", "))
 
 	t0 := time.Now()
-	if err := sweep(); err != nil {
+	if err := sweepLocked(); err != nil {
 		t.Errorf("sweep: %v", err)
 	}
 	t.Logf("swept in %s", since(t0))
 	if left := crashed.Leftovers(); len(left) > 0 {
 		t.Errorf("left after the sweep:\n%s", strings.Join(left, "\n"))
 	}
-	if err := syscall.Kill(containerPID, 0); err == nil {
-		if p, ok := readProc(containerPID); ok && p.state != 'Z' {
-			t.Errorf("the crashed run's container (pid %d) still runs after the sweep", containerPID)
-		}
+	if p, ok := readProc(containerPID); ok && p.state != 'Z' {
+		t.Errorf("the crashed run's container (pid %d) still runs after the sweep", containerPID)
 	}
 	ents, _ := os.ReadDir(BaseDir)
 	for _, e := range ents {
@@ -202,6 +248,7 @@ func crash(t *testing.T, tar string) {
 	sw, pid := runWithContainer(t, tar)
 	fmt.Printf("SWARMTEST-RUN %s %d\n", sw.ID, pid)
 	os.Stdout.Sync()
+	bufio.NewReader(os.Stdin).ReadString('\n')
 	syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	select {}
 }
