@@ -59,7 +59,6 @@ func (n *Node) start() error {
 	// Its own session: a terminal's signals meant for the test are not
 	// for the engine.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	cmd.Env = append(os.Environ(), "DOCKER_HOST=") // no client setting leaks into dockerd
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("%s: start dockerd: %w", n.Name, err)
 	}
@@ -204,10 +203,11 @@ func (n *Node) cgroupParent() string { return n.Netns }
 
 type mount struct{ target, fstype, opts string }
 
-// cgroupMounts returns the mounts at and below /sys/fs/cgroup of the root
-// namespace, parents first, with their superblock options.
+// cgroupMounts returns the mounts at and below /sys/fs/cgroup of the test
+// process's mount namespace (which ip netns exec copies), parents first,
+// with their superblock options.
 func cgroupMounts() ([]mount, error) {
-	f, err := os.Open("/proc/1/mountinfo")
+	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return nil, err
 	}

@@ -187,7 +187,9 @@ func sameFile(f *os.File, path string) (bool, error) {
 
 // CutLink makes every packet to and from node i vanish at the bridge, as
 // in a network partition: the node's link stays up, so nothing tells the
-// node's engine that the network is gone. RestoreLink undoes it.
+// node's engine that the network is gone (a veth set down would). It adds
+// an nft bridge table to the hub namespace (this kernel has no netem and
+// no tc classifiers). RestoreLink undoes it.
 func (s *Swarm) CutLink(i int) {
 	s.tb.Helper()
 	n := s.Node(i)

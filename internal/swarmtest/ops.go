@@ -95,7 +95,6 @@ func (s *Swarm) CreateOverlay(name string, attachable bool) string {
 	resp, err := s.Manager().Client.NetworkCreate(ctx, name, network.CreateOptions{
 		Driver:     "overlay",
 		Attachable: attachable,
-		Labels:     map[string]string{dockertest.Label: s.ID},
 	})
 	if err != nil {
 		s.tb.Fatalf("swarmtest: create overlay %s: %v", name, err)

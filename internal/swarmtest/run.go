@@ -378,7 +378,6 @@ func (s *Swarm) cleanup() {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	s.cleaned = true
 	if err := errors.Join(errs...); err != nil {
 		s.tb.Errorf("swarmtest: teardown of run %s: %v", s.ID, err)
 	}

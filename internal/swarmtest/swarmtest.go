@@ -20,9 +20,15 @@
 // command in a node's namespace, Node.Dial and Node.ContainerHTTPClient
 // open sockets inside a node's or a container's namespace.
 //
-// X is chosen per run (a claim directory under BaseDir) so that parallel
+// X is chosen per run (a claim file net-X under BaseDir) so that parallel
 // runs never share a subnet, even though their namespaces could not reach
 // each other anyway.
+//
+// The overlay data plane (VXLAN between the namespaces) and tasks.SERVICE
+// DNS work. The kernel of the machines this was written on has no IPVS,
+// so service VIPs and the ingress routing mesh do not route: reach tasks
+// by their own addresses (EndpointSpec mode dnsrr) or publish ports in
+// host mode.
 //
 // Each node's dockerd runs as `ip netns exec NS unshare --uts sh start.sh`
 // with its own config file (its own deprecated-key-path: otherwise every
@@ -44,7 +50,10 @@
 // test binary was killed) is swept by the next Start: its directory holds
 // a marker naming the owning process, and a run whose owner is gone is
 // removed. Leftovers lists what of a run still exists, for tests that
-// assert a clean teardown.
+// assert a clean teardown. Only BaseDir and its lock file stay.
+//
+// Cost, as measured on a 2-CPU machine: three nodes are ready in 2–4 s,
+// and torn down in 2–3 s; Start and the teardown log theirs.
 //
 // Start skips the test when it cannot run here (not root, no ip, dockerd
 // or unshare), or fails it when WHARF_REQUIRE_DOCKER=1.
@@ -85,7 +94,9 @@ const callTimeout = 30 * time.Second
 
 // Options describe a swarm for Start.
 type Options struct {
-	// Nodes is the number of nodes, 1 to 9; 3 when zero.
+	// Nodes is the number of nodes, 1 to 20; 3 when zero. A node costs
+	// about 130 MB of memory, a manager also about 123 MB of disk for its
+	// raft log.
 	Nodes int
 	// Managers is how many of the nodes are managers, 1 when zero.
 	// Nodes 1..Managers are managers, the others workers; node 1 is the
@@ -113,7 +124,6 @@ type Swarm struct {
 	tb       testing.TB
 	opts     Options
 	hub      string
-	cleaned  bool
 	mu       sync.Mutex
 	mntSeen  map[string]bool // mount namespaces any node's engine ran in
 	netClaim string
@@ -156,8 +166,8 @@ func Start(tb testing.TB, opts Options) *Swarm {
 	if opts.Managers == 0 {
 		opts.Managers = 1
 	}
-	if opts.Nodes < 1 || opts.Nodes > 9 || opts.Managers > opts.Nodes {
-		tb.Fatalf("swarmtest: %d nodes with %d managers: want 1 to 9 nodes and at most as many managers", opts.Nodes, opts.Managers)
+	if opts.Nodes < 1 || opts.Nodes > 20 || opts.Managers < 1 || opts.Managers > opts.Nodes {
+		tb.Fatalf("swarmtest: %d nodes with %d managers: want 1 to 20 nodes, at least one of them a manager", opts.Nodes, opts.Managers)
 	}
 	requireHost(tb)
 
