@@ -85,11 +85,18 @@ func (n *Node) start() error {
 		default:
 		}
 		if e.mnt == "" {
-			// The process is dockerd once the mount namespace differs
-			// from ours: ip netns exec has made its own.
-			if mnt, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", cmd.Process.Pid)); err == nil && mnt != selfMnt() {
+			// Once its mount namespace differs from ours, ip netns exec
+			// has made the one dockerd will run in.
+			running := func() bool {
+				select {
+				case <-e.done:
+					return false
+				default:
+					return true
+				}
+			}
+			if mnt, ok := n.sw.pinEngine(cmd.Process.Pid, running); ok {
 				e.mnt = mnt
-				n.sw.sawMount(mnt)
 			}
 		}
 		c, cancel := context.WithTimeout(ctx, 2*time.Second)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // proc is what the sweeper needs to know of a process.
@@ -84,39 +86,69 @@ func nsID(kind, path string) (string, error) {
 	return fmt.Sprintf("%s:[%d]", kind, st.Ino), nil
 }
 
+// pins holds namespaces open by id ("mnt:[…]"). The kernel reuses the
+// inode number of a namespace that no longer exists for the next one it
+// creates (often a container's, on the main engine), so an id is matched
+// against processes only while its namespace is held open here.
+type pins map[string]*os.File
+
+// pin opens the mount namespace of process pid and returns its id. The
+// caller checks that pid is still the process it means.
+func (ps pins) pin(pid int) (string, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/mnt", pid))
+	if err != nil {
+		return "", err
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return "", err
+	}
+	id := fmt.Sprintf("mnt:[%d]", st.Ino)
+	if _, ok := ps[id]; ok {
+		f.Close()
+	} else {
+		ps[id] = f
+	}
+	return id, nil
+}
+
+func (ps pins) close() {
+	for id, f := range ps {
+		f.Close()
+		delete(ps, id)
+	}
+}
+
 // selection names what belongs to a run: its engines, their containerd and
 // shims (in the nodes' mount and network namespaces) and its containers
 // (in the nodes' cgroups), and the descendants of all of them.
 type selection struct {
-	mnts, nets map[string]bool
-	cgroups    []string // cgroup names, found in every hierarchy
+	// mnts are mount namespaces held open (see pins), nets network
+	// namespaces still bound under /run/netns: either way their ids
+	// cannot name another namespace meanwhile.
+	mnts pins
+	nets map[string]bool
+	// cgroups are cgroup names, found in every hierarchy.
+	cgroups []string
 }
 
-// find returns the live processes of the selection, sorted.
-func (sel selection) find() []int {
+// find returns the live processes of the selection, with their start
+// times, sorted.
+func (sel selection) find() []proc {
 	host := hostNamespaces()
 	ps := procs()
 	in := map[int]bool{}
 	for pid, p := range ps {
-		if (sel.mnts[p.mnt] && !host[p.mnt]) || (sel.nets[p.net] && !host[p.net]) {
+		_, inMnt := sel.mnts[p.mnt]
+		if (inMnt && !host[p.mnt]) || (sel.nets[p.net] && !host[p.net]) {
 			in[pid] = true
 		}
 	}
-	for _, dir := range cgroupDirs(sel.cgroups) {
-		filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-			if err != nil || d.IsDir() || d.Name() != "cgroup.procs" {
-				return nil
-			}
-			b, _ := os.ReadFile(path)
-			for _, f := range strings.Fields(string(b)) {
-				if pid, err := strconv.Atoi(f); err == nil {
-					if _, ok := ps[pid]; ok {
-						in[pid] = true
-					}
-				}
-			}
-			return nil
-		})
+	for pid := range cgroupProcs(sel.cgroups) {
+		if _, ok := ps[pid]; ok {
+			in[pid] = true
+		}
 	}
 	// Descendants: a container's processes are children of its shim.
 	for changed := true; changed; {
@@ -130,14 +162,34 @@ func (sel selection) find() []int {
 	}
 	delete(in, 1)
 	delete(in, os.Getpid())
-	var out []int
+	var out []proc
 	for pid := range in {
 		if ps[pid].state != 'Z' {
-			out = append(out, pid)
+			out = append(out, ps[pid])
 		}
 	}
-	sort.Ints(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].pid < out[j].pid })
 	return out
+}
+
+// cgroupProcs returns the processes in the named cgroups and below.
+func cgroupProcs(names []string) map[int]bool {
+	pids := map[int]bool{}
+	for _, dir := range cgroupDirs(names) {
+		filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || d.Name() != "cgroup.procs" {
+				return nil
+			}
+			b, _ := os.ReadFile(path)
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					pids[pid] = true
+				}
+			}
+			return nil
+		})
+	}
+	return pids
 }
 
 // kill SIGKILLs the processes of the selection, all at once (so that no
@@ -146,18 +198,53 @@ func (sel selection) find() []int {
 func (sel selection) kill(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		pids := sel.find()
-		if len(pids) == 0 {
+		ps := sel.find()
+		if len(ps) == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("processes still alive after SIGKILL: %v", pids)
+			var d []string
+			for _, p := range ps {
+				d = append(d, describe(p.pid))
+			}
+			return fmt.Errorf("processes still alive after SIGKILL: %s", strings.Join(d, "; "))
 		}
-		for _, pid := range pids {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+		for _, p := range ps {
+			signal(p, syscall.SIGKILL)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// signal sends sig to p unless its pid now names another process: the
+// signal goes through a pidfd opened after checking the start time.
+func signal(p proc, sig syscall.Signal) {
+	fd, err := unix.PidfdOpen(p.pid, 0)
+	if err != nil {
+		return // gone
+	}
+	defer unix.Close(fd)
+	if now, ok := readProc(p.pid); !ok || now.start != p.start {
+		return
+	}
+	_ = unix.PidfdSendSignal(fd, sig, nil, 0)
+}
+
+// describe names process pid for an error message: command, parent,
+// state, namespaces and cgroup.
+func describe(pid int) string {
+	dir := "/proc/" + strconv.Itoa(pid)
+	comm, _ := os.ReadFile(dir + "/comm")
+	cg, _ := os.ReadFile(dir + "/cgroup")
+	var cgroup string
+	for _, l := range strings.Split(string(cg), "\n") {
+		if strings.Contains(l, namePrefix) {
+			cgroup = l
+			break
+		}
+	}
+	p, _ := readProc(pid)
+	return fmt.Sprintf("%d (%s) parent %d state %c %s %s cgroup %q", pid, strings.TrimSpace(string(comm)), p.ppid, p.state, p.mnt, p.net, cgroup)
 }
 
 // cgroupDirs returns the existing directories of the named cgroups in

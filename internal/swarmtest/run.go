@@ -1,6 +1,7 @@
 package swarmtest
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -11,7 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -219,14 +220,17 @@ func cgroupHierarchies() []string {
 }
 
 // removeRun removes everything of run id but the engines' graceful stop:
-// it kills the processes of its namespaces and cgroups (and those in the
-// mount namespaces mnts, where its engines ran), deletes its network
-// namespaces, cgroups and directory, and releases its subnet claim.
-func removeRun(id string, mnts map[string]bool) error {
+// it kills the processes of its network namespaces, of the mount
+// namespaces of those (where its engines, containerd and shims run), of
+// held (the mount namespaces its engines ran in, held open by the caller)
+// and of its cgroups; then it deletes its network namespaces, cgroups and
+// directory, and releases its subnet claim.
+func removeRun(id string, held pins) error {
 	var errs []error
-	sel := selection{mnts: map[string]bool{}, nets: map[string]bool{}, cgroups: runCgroups(id)}
-	for m := range mnts {
-		sel.mnts[m] = true
+	sel := selection{mnts: pins{}, nets: map[string]bool{}, cgroups: runCgroups(id)}
+	defer sel.mnts.close()
+	for mnt, f := range held {
+		sel.mnts[mnt] = f
 	}
 	nss := runNetns(id)
 	for _, ns := range nss {
@@ -235,15 +239,33 @@ func removeRun(id string, mnts map[string]bool) error {
 		}
 	}
 	// Whatever runs in a node's network namespace (dockerd, containerd,
-	// the shims) shares the mount namespace ip netns exec made for it.
+	// the shims) shares the mount namespace ip netns exec made for it;
+	// hold that open while the processes are alive to say which it is.
 	host := hostNamespaces()
 	for _, p := range procs() {
-		if sel.nets[p.net] && !host[p.mnt] {
-			sel.mnts[p.mnt] = true
+		if !sel.nets[p.net] || host[p.mnt] {
+			continue
 		}
+		if _, ok := sel.mnts[p.mnt]; ok {
+			continue
+		}
+		own := pins{}
+		if mnt, err := own.pin(p.pid); err == nil && mnt == p.mnt {
+			if now, ok := readProc(p.pid); ok && now.start == p.start {
+				sel.mnts[mnt] = own[mnt]
+				continue
+			}
+		}
+		own.close()
 	}
 	if err := sel.kill(15 * time.Second); err != nil {
 		errs = append(errs, err)
+	}
+	for mnt, f := range sel.mnts {
+		if _, theirs := held[mnt]; !theirs {
+			f.Close()
+		}
+		delete(sel.mnts, mnt)
 	}
 	for _, ns := range nss {
 		if err := ipCmd("netns", "del", ns); err != nil {
@@ -330,10 +352,25 @@ func liveRuns() map[string]bool {
 	return live
 }
 
-func (s *Swarm) sawMount(mnt string) {
+// pinEngine holds open the mount namespace of process pid, a node's
+// engine, for the sweep at the end of the run. It reports false when pid
+// is not (yet) in a mount namespace of its own, or when ours() says that
+// pid may no longer be the engine (it has exited and been reaped).
+func (s *Swarm) pinEngine(pid int, ours func() bool) (string, bool) {
+	p := pins{}
+	mnt, err := p.pin(pid)
+	if err != nil || mnt == selfMnt() || !ours() {
+		p.close()
+		return "", false
+	}
 	s.mu.Lock()
-	s.mntSeen[mnt] = true
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if _, ok := s.pins[mnt]; ok {
+		p.close()
+	} else {
+		s.pins[mnt] = p[mnt]
+	}
+	return mnt, true
 }
 
 // cleanup removes the run: see the package comment.
@@ -367,10 +404,12 @@ func (s *Swarm) cleanup() {
 		}
 	}
 	s.mu.Lock()
-	mnts := s.mntSeen
+	held := s.pins
+	s.pins = pins{}
 	s.mu.Unlock()
+	defer held.close()
 	err := lockBase(func() error {
-		err := removeRun(s.ID, mnts)
+		err := removeRun(s.ID, held)
 		live := liveRuns()
 		delete(live, s.ID)
 		return errors.Join(err, unmountRunNetns(live))
@@ -433,20 +472,51 @@ func (s *Swarm) removeWorkloads() error {
 // Leftovers lists what of the run still exists: namespaces, processes,
 // mounts, cgroups, directories and claims. After the test that started
 // the swarm has ended (its cleanup has run), it should be empty.
+//
+// Processes count as the run's when they are in its network namespaces or
+// cgroups, name its directory on their command line (dockerd, containerd,
+// the shims), or descend from one that does; not by the ids of mount
+// namespaces that may no longer exist.
 func (s *Swarm) Leftovers() []string {
 	var left []string
-	for _, ns := range runNetns(s.ID) {
+	nss := runNetns(s.ID)
+	for _, ns := range nss {
 		left = append(left, "netns "+ns)
 	}
-	s.mu.Lock()
-	sel := selection{mnts: map[string]bool{}, cgroups: runCgroups(s.ID)}
-	for m := range s.mntSeen {
-		sel.mnts[m] = true
+	sel := selection{nets: map[string]bool{}, cgroups: runCgroups(s.ID)}
+	for _, ns := range nss {
+		if net, err := nsID("net", "/run/netns/"+ns); err == nil {
+			sel.nets[net] = true
+		}
 	}
-	s.mu.Unlock()
-	for _, pid := range sel.find() {
-		comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
-		left = append(left, fmt.Sprintf("process %d (%s)", pid, strings.TrimSpace(string(comm))))
+	found := map[int]bool{}
+	for _, p := range sel.find() {
+		found[p.pid] = true
+	}
+	ps := procs()
+	for pid := range ps {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && bytes.Contains(b, []byte(s.Dir+"/")) {
+			found[pid] = true
+		}
+	}
+	for changed := true; changed; {
+		changed = false
+		for pid, p := range ps {
+			if !found[pid] && found[p.ppid] && p.state != 'Z' {
+				found[pid] = true
+				changed = true
+			}
+		}
+	}
+	var pids []int
+	for pid := range found {
+		if p, ok := ps[pid]; ok && p.state != 'Z' && pid != os.Getpid() {
+			pids = append(pids, pid)
+		}
+	}
+	sort.Ints(pids)
+	for _, pid := range pids {
+		left = append(left, "process "+describe(pid))
 	}
 	for _, dir := range cgroupDirs(sel.cgroups) {
 		left = append(left, "cgroup "+dir)

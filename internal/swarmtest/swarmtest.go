@@ -103,7 +103,8 @@ type Options struct {
 	// one that initialises the swarm.
 	Managers int
 	// DaemonConfig adds keys to each node's daemon.json, e.g.
-	// {"live-restore": true}.
+	// {"debug": true}. (Engine 20.10 refuses to form a swarm with
+	// live-restore on; use it with NoSwarm.)
 	DaemonConfig map[string]any
 	// NoSwarm starts the engines in their namespaces without forming a
 	// swarm.
@@ -125,7 +126,7 @@ type Swarm struct {
 	opts     Options
 	hub      string
 	mu       sync.Mutex
-	mntSeen  map[string]bool // mount namespaces any node's engine ran in
+	pins     pins // the mount namespaces the nodes' engines ran in, held open
 	netClaim string
 }
 
@@ -177,7 +178,7 @@ func Start(tb testing.TB, opts Options) *Swarm {
 	}
 	tSweep := time.Since(t0)
 
-	s := &Swarm{tb: tb, opts: opts, mntSeen: map[string]bool{}}
+	s := &Swarm{tb: tb, opts: opts, pins: pins{}}
 	if err := s.claim(); err != nil {
 		tb.Fatalf("swarmtest: %v", err)
 	}
@@ -214,8 +215,12 @@ func Start(tb testing.TB, opts Options) *Swarm {
 			tb.Fatalf("swarmtest: forming the swarm: %v", err)
 		}
 	}
-	tb.Logf("swarmtest: run %s, %d nodes (managers: %d) on %s ready in %s (sweep %s, namespaces %s, engines %s, swarm %s)",
-		s.ID, opts.Nodes, opts.Managers, s.Subnet, since(t0), round(tSweep), round(tNet-tSweep), round(tEngines-tNet), since(t0.Add(tEngines)))
+	kind := fmt.Sprintf("managers: %d", opts.Managers)
+	if opts.NoSwarm {
+		kind = "no swarm"
+	}
+	tb.Logf("swarmtest: run %s, %d nodes (%s) on %s ready in %s (sweep %s, namespaces %s, engines %s, swarm %s)",
+		s.ID, opts.Nodes, kind, s.Subnet, since(t0), round(tSweep), round(tNet-tSweep), round(tEngines-tNet), since(t0.Add(tEngines)))
 	return s
 }
 

@@ -102,7 +102,7 @@ func TestSweepCrashedRun(t *testing.T) {
 // caller holds the lock of BaseDir.
 func checkSweep(t *testing.T, id string, containerPID int) {
 	t.Helper()
-	crashed := &Swarm{ID: id, Dir: filepath.Join(BaseDir, id), mntSeen: map[string]bool{}}
+	crashed := &Swarm{ID: id, Dir: filepath.Join(BaseDir, id)}
 	nss := runNetns(id)
 	if len(nss) != 3 {
 		t.Errorf("namespaces of the crashed run: %v, want a hub and 2 nodes", nss)
@@ -116,7 +116,6 @@ func checkSweep(t *testing.T, id string, containerPID int) {
 	engines := 0
 	for _, p := range procs() {
 		if nets[p.net] {
-			crashed.mntSeen[p.mnt] = true
 			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.pid)); strings.TrimSpace(string(comm)) == "dockerd" {
 				engines++
 			}
