@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -30,6 +31,7 @@ func TestSwarm(t *testing.T) {
 	t.Run("run", func(t *testing.T) {
 		img := dockertest.WebtestImage(t, dockertest.Require(t))
 		sw = Start(t, Options{Nodes: 3, Managers: 1})
+		checkRootNamespace(t, sw)
 		sw.LoadImage(img)
 		const net = "web"
 		sw.CreateOverlay(net, true)
@@ -133,6 +135,28 @@ func TestSwarm(t *testing.T) {
 	}
 	if left := sw.Leftovers(); len(left) > 0 {
 		t.Errorf("left behind by run %s:\n%s", sw.ID, strings.Join(left, "\n"))
+	}
+}
+
+// checkRootNamespace checks that the test process's network namespace has
+// no interface of the run and no address on its subnet: nothing sent from
+// here can reach the swarm, and the swarm reaches nothing here.
+func checkRootNamespace(t *testing.T, sw *Swarm) {
+	t.Helper()
+	ifs, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ifc := range ifs {
+		if strings.Contains(ifc.Name, sw.ID) {
+			t.Errorf("interface %s of run %s in the root namespace", ifc.Name, sw.ID)
+		}
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil && sw.Subnet.Overlaps(p) {
+				t.Errorf("root namespace interface %s has %s, on the run's subnet %s", ifc.Name, a, sw.Subnet)
+			}
+		}
 	}
 }
 
