@@ -30,14 +30,14 @@ type engine struct {
 const stopTimeout = 20 * time.Second
 
 // teardownGrace is how long an engine gets to stop after SIGTERM when the
-// run is removed. Its containers are gone by then, so a graceful stop only
-// saves the sweep of its containerd; in a swarm it takes 2–4 s (leaving
-// the gossip cluster, removing the ingress sandbox), which is not worth
-// waiting for on every test.
+// run is removed. Its containers are gone by then, so a graceful stop
+// would only spare the kill of its containerd, and in a swarm it takes
+// 2–4 s (leaving the gossip cluster, removing the ingress sandbox): not
+// worth waiting for at the end of every test.
 const teardownGrace = time.Second
 
-// start writes the node's config and start script (the first time) and
-// starts its engine, returning once the engine answers a ping.
+// start writes the node's config and start script and starts its engine,
+// returning once the engine answers a ping.
 func (n *Node) start() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -86,35 +86,57 @@ func (n *Node) Exec(ctx context.Context, argv ...string) ([]byte, error) {
 // client on the node's subnet would (addresses of other nodes, ports
 // published on a node).
 func (n *Node) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	return dialIn(ctx, "/run/netns/"+n.Netns, network, addr)
+	f, err := os.Open("/run/netns/" + n.Netns)
+	if err != nil {
+		return nil, fmt.Errorf("swarmtest: %s: %w", n.Name, err)
+	}
+	defer f.Close()
+	return dialIn(ctx, f, network, addr)
 }
 
 // HTTPClient returns an HTTP client whose connections are made from inside
 // the node's network namespace. It uses no proxy and gives up after 10
 // seconds.
 func (n *Node) HTTPClient() *http.Client {
-	return httpClient(func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return n.Dial(ctx, network, addr)
-	})
+	return httpClient(n.Dial)
 }
 
 // ContainerHTTPClient returns an HTTP client whose connections are made
 // from inside the network namespace of the node's container id, e.g. a
 // container attached to an overlay, which reaches the tasks on it by their
-// overlay addresses. The container must be running (and stay so while the
-// client is used).
+// overlay addresses. The client holds that namespace open until the test
+// ends, so that it never dials from another process's namespace should the
+// container stop and its pid be reused.
 func (n *Node) ContainerHTTPClient(ctx context.Context, id string) (*http.Client, error) {
+	pid, err := n.containerPID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+	if err != nil {
+		return nil, fmt.Errorf("%s: container %s: %w", n.Name, id, err)
+	}
+	// The namespace opened is the container's if its pid is unchanged
+	// after the open.
+	if again, err := n.containerPID(ctx, id); err != nil || again != pid {
+		f.Close()
+		return nil, fmt.Errorf("%s: container %s stopped while its network namespace was opened", n.Name, id)
+	}
+	n.sw.tb.Cleanup(func() { f.Close() })
+	return httpClient(func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return dialIn(ctx, f, network, addr)
+	}), nil
+}
+
+func (n *Node) containerPID(ctx context.Context, id string) (int, error) {
 	info, err := n.Client.ContainerInspect(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("%s: inspect %s: %w", n.Name, id, err)
+		return 0, fmt.Errorf("%s: inspect %s: %w", n.Name, id, err)
 	}
-	if info.State == nil || info.State.Pid == 0 {
-		return nil, fmt.Errorf("%s: container %s is not running", n.Name, id)
+	if info.State == nil || !info.State.Running || info.State.Pid == 0 {
+		return 0, fmt.Errorf("%s: container %s is not running", n.Name, id)
 	}
-	path := fmt.Sprintf("/proc/%d/ns/net", info.State.Pid)
-	return httpClient(func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return dialIn(ctx, path, network, addr)
-	}), nil
+	return info.State.Pid, nil
 }
 
 func httpClient(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client {
@@ -130,11 +152,11 @@ func httpClient(dial func(ctx context.Context, network, addr string) (net.Conn, 
 }
 
 // dialIn connects to addr with a socket created in the network namespace
-// at nsPath. A socket stays in the namespace it was created in, so the
-// connection can then be used from any goroutine. It refuses to dial from
-// the test process's own namespace, whose traffic to the swarm's
-// addresses would leave the machine.
-func dialIn(ctx context.Context, nsPath, network, addr string) (net.Conn, error) {
+// ns. A socket stays in the namespace it was created in, so the connection
+// can then be used from any goroutine. It refuses to dial from the test
+// process's own namespace, whose traffic to the swarm's addresses would
+// leave the machine.
+func dialIn(ctx context.Context, ns *os.File, network, addr string) (net.Conn, error) {
 	type result struct {
 		c   net.Conn
 		err error
@@ -146,20 +168,15 @@ func dialIn(ctx context.Context, nsPath, network, addr string) (net.Conn, error)
 		// namespace.
 		runtime.LockOSThread()
 		c, err := func() (net.Conn, error) {
-			f, err := os.Open(nsPath)
-			if err != nil {
-				return nil, err
-			}
-			defer f.Close()
-			same, err := sameFile(f, "/proc/thread-self/ns/net")
+			same, err := sameFile(ns, "/proc/thread-self/ns/net")
 			if err != nil {
 				return nil, err
 			}
 			if same {
-				return nil, fmt.Errorf("%s is the test's own network namespace", nsPath)
+				return nil, errors.New("that is the test's own network namespace")
 			}
-			if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-				return nil, fmt.Errorf("setns %s: %w", nsPath, err)
+			if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+				return nil, fmt.Errorf("setns: %w", err)
 			}
 			var d net.Dialer
 			return d.DialContext(ctx, network, addr)
@@ -168,7 +185,7 @@ func dialIn(ctx context.Context, nsPath, network, addr string) (net.Conn, error)
 	}()
 	r := <-ch
 	if r.err != nil {
-		return nil, fmt.Errorf("swarmtest: dial %s in %s: %w", addr, nsPath, r.err)
+		return nil, fmt.Errorf("swarmtest: dial %s from %s: %w", addr, ns.Name(), r.err)
 	}
 	return r.c, nil
 }

@@ -3,6 +3,7 @@ package swarmtest
 import (
 	"context"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -56,7 +57,12 @@ func TestQuote(t *testing.T) {
 func TestDialRefusesOwnNamespace(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := dialIn(ctx, "/proc/self/ns/net", "tcp", "127.0.0.1:9")
+	f, err := os.Open("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c, err := dialIn(ctx, f, "tcp", "127.0.0.1:9")
 	if err == nil {
 		c.Close()
 		t.Fatal("dialIn from the test's own namespace succeeded")
