@@ -264,6 +264,6 @@ func (n *Node) logTail(lines int) string {
 
 // selfMnt is the mount namespace of the test process.
 var selfMnt = sync.OnceValue(func() string {
-	mnt, _ := os.Readlink("/proc/self/ns/mnt")
+	mnt, _ := os.Readlink("/proc/thread-self/ns/mnt")
 	return mnt
 })

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -153,9 +154,15 @@ func httpClient(dial func(ctx context.Context, network, addr string) (net.Conn, 
 
 // dialIn connects to addr with a socket created in the network namespace
 // ns. A socket stays in the namespace it was created in, so the connection
-// can then be used from any goroutine. It refuses to dial from the test
-// process's own namespace, whose traffic to the swarm's addresses would
-// leave the machine.
+// can then be used from any goroutine. It refuses to dial from the
+// machine's own namespace (the test's or init's), whose traffic to the
+// swarm's addresses would leave the machine.
+//
+// The dial runs on a thread of its own that enters ns and then returns to
+// the namespace it came from. If it cannot return, the thread stays locked
+// to the goroutine and ends with it; should that thread be the main one,
+// which Go parks instead of ending, /proc/self/ns/net names ns from then
+// on: nothing here relies on /proc/self/ns/net after initialisation.
 func dialIn(ctx context.Context, ns *os.File, network, addr string) (net.Conn, error) {
 	type result struct {
 		c   net.Conn
@@ -163,23 +170,29 @@ func dialIn(ctx context.Context, ns *os.File, network, addr string) (net.Conn, e
 	}
 	ch := make(chan result, 1)
 	go func() {
-		// The thread switches namespaces and is never unlocked: it ends
-		// with this goroutine instead of serving others in the wrong
-		// namespace.
 		runtime.LockOSThread()
 		c, err := func() (net.Conn, error) {
-			same, err := sameFile(ns, "/proc/thread-self/ns/net")
+			id, err := nsFileID("net", ns)
 			if err != nil {
 				return nil, err
 			}
-			if same {
-				return nil, errors.New("that is the test's own network namespace")
+			if hostNS[id] {
+				return nil, errors.New("that is the machine's own network namespace")
 			}
+			back, err := os.Open("/proc/thread-self/ns/net")
+			if err != nil {
+				return nil, err
+			}
+			defer back.Close()
 			if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
 				return nil, fmt.Errorf("setns: %w", err)
 			}
 			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
+			c, err := d.DialContext(ctx, network, addr)
+			if unix.Setns(int(back.Fd()), unix.CLONE_NEWNET) == nil {
+				runtime.UnlockOSThread()
+			}
+			return c, err
 		}()
 		ch <- result{c, err}
 	}()
@@ -190,16 +203,13 @@ func dialIn(ctx context.Context, ns *os.File, network, addr string) (net.Conn, e
 	return r.c, nil
 }
 
-func sameFile(f *os.File, path string) (bool, error) {
-	a, err := f.Stat()
-	if err != nil {
-		return false, err
+// nsFileID returns the id ("net:[inode]") of the namespace open as f.
+func nsFileID(kind string, f *os.File) (string, error) {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return "", err
 	}
-	b, err := os.Stat(path)
-	if err != nil {
-		return false, err
-	}
-	return os.SameFile(a, b), nil
+	return fmt.Sprintf("%s:[%d]", kind, st.Ino), nil
 }
 
 // CutLink makes every packet to and from node i vanish at the bridge, as

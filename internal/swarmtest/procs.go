@@ -63,9 +63,12 @@ func readProc(pid int) (proc, bool) {
 	return p, true
 }
 
-// hostNamespaces are the namespaces of the machine itself (of init and of
-// the test process): whatever a run left behind is never selected by them.
-func hostNamespaces() map[string]bool {
+// hostNS holds the ids of the namespaces of the machine itself: those of
+// init and those the test process started in. They are read when the
+// package is initialised, on the main thread, because /proc/self names
+// the main thread, whose network namespace a dial from a swarm's
+// namespace may have changed since (see dialIn).
+var hostNS = func() map[string]bool {
 	h := map[string]bool{"": true}
 	for _, pid := range []string{"1", "self"} {
 		for _, ns := range []string{"mnt", "net"} {
@@ -75,7 +78,10 @@ func hostNamespaces() map[string]bool {
 		}
 	}
 	return h
-}
+}()
+
+// hostNamespaces returns hostNS; the caller must not change it.
+func hostNamespaces() map[string]bool { return hostNS }
 
 // nsID returns the "net:[inode]" form of the namespace bound at path.
 func nsID(kind, path string) (string, error) {
