@@ -52,8 +52,10 @@
 // removed. Leftovers lists what of a run still exists, for tests that
 // assert a clean teardown. Only BaseDir and its lock file stay.
 //
-// Cost, as measured on a 2-CPU machine: three nodes are ready in 2–4 s,
-// and torn down in 2–3 s; Start and the teardown log theirs.
+// Cost, as measured on a 2-CPU machine: three nodes are ready in 1–2 s
+// when the machine is idle (up to 4–7 s while other tests load it), and
+// torn down in about 2 s; Start and the teardown log theirs. A package
+// test that runs a service on them takes 15–25 s.
 //
 // Start skips the test when it cannot run here (not root, no ip, dockerd
 // or unshare), or fails it when WHARF_REQUIRE_DOCKER=1.
