@@ -56,7 +56,7 @@ func (n *Node) start() error {
 	// being dockerd itself.
 	cmd := exec.Command("ip", "netns", "exec", n.Netns, "unshare", "--uts", "/bin/sh", filepath.Join(n.Dir, "start.sh"))
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// Its own session: a terminal's signals meant for the test are not
+	// setsid: a terminal's signals meant for the test are not
 	// for the engine.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

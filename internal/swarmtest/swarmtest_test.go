@@ -24,8 +24,9 @@ func TestMain(m *testing.M) { dockertest.Main(m) }
 // TestSwarm starts three nodes (one manager), runs three webtest replicas
 // on an overlay with DNS round-robin endpoints, and checks from a
 // container on the overlay, on another node, that each task answers at its
-// own overlay address. It then exercises the fault helpers and checks that
-// nothing of the run is left once the swarm's test has ended.
+// own overlay address. It then cuts and restores a link, stops and starts
+// an engine, and checks that nothing of the run is left once the swarm's
+// test has ended.
 func TestSwarm(t *testing.T) {
 	var sw *Swarm
 	t.Run("run", func(t *testing.T) {
