@@ -86,6 +86,7 @@ func TestSwarm(t *testing.T) {
 			}
 		}
 		t.Logf("3 tasks on %d nodes answered at their overlay addresses", len(nodesUsed))
+		checkNodeRoutes(t, sw) // with the overlay and docker_gwbridge in place
 
 		t.Run("cut link", func(t *testing.T) {
 			// Node 1 reaches node 3's gossip port, not while node 3's
@@ -157,6 +158,25 @@ func checkRootNamespace(t *testing.T, sw *Swarm) {
 			if p, err := netip.ParsePrefix(a.String()); err == nil && sw.Subnet.Overlaps(p) {
 				t.Errorf("root namespace interface %s has %s, on the run's subnet %s", ifc.Name, a, sw.Subnet)
 			}
+		}
+	}
+}
+
+// checkNodeRoutes checks, with Exec, that each node has its address and
+// no default route: whatever a node or a container on it sends to an
+// address outside the run finds no way out.
+func checkNodeRoutes(t *testing.T, sw *Swarm) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, n := range sw.Nodes {
+		out, err := n.Exec(ctx, "ip", "-o", "-4", "addr", "show", "dev", "eth0")
+		if err != nil || !strings.Contains(string(out), " "+n.Addr.String()+"/24 ") {
+			t.Errorf("%s: eth0 %q (%v), want %s/24", n.Name, out, err, n.Addr)
+		}
+		out, err = n.Exec(ctx, "ip", "route", "show", "default")
+		if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+			t.Errorf("%s: default route %q (%v), want none", n.Name, out, err)
 		}
 	}
 }
