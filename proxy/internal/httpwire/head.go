@@ -29,11 +29,12 @@ type Parser struct {
 	MaxHeaders int
 
 	scan int // start of the first line not known to be complete
+	line lineCheck
 }
 
 // Reset forgets a partly received head. Call it before parsing a different
 // stream after a parse returned ErrNeedMore.
-func (p *Parser) Reset() { p.scan = 0 }
+func (p *Parser) Reset() { p.scan, p.line = 0, lineCheck{} }
 
 // headEnd returns the length of the head at the start of buf: up to and
 // including the first empty line, where lines end in LF or CRLF, as

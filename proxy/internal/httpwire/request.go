@@ -65,33 +65,27 @@ type Request struct {
 // documentation lists.
 func (p *Parser) ParseRequest(r *Request, buf []byte) error {
 	end, err := p.headEnd(buf)
+	if err == ErrNeedMore {
+		// A start that can never become a request (a TLS handshake, a
+		// line without a version) is refused now, not when the header
+		// timeout ends the wait for the rest of a head.
+		if err := p.line.check(buf); err != nil {
+			p.Reset()
+			return err
+		}
+		return ErrNeedMore
+	}
+	p.line = lineCheck{}
 	if err != nil {
 		return err
 	}
 	head := buf[:end]
 	*r = Request{Headers: r.Headers[:0], HeadLen: end}
 
-	// request.go: parseRequestLine cuts at the first two spaces.
 	line, next := firstLine(head)
-	sp := bytes.IndexByte(line, ' ')
-	if sp < 0 {
-		return ErrRequestLine
-	}
-	r.Method, line = line[:sp], line[sp+1:]
-	if sp = bytes.IndexByte(line, ' '); sp < 0 {
-		return ErrRequestLine
-	}
-	r.Target = line[:sp]
-	if !isToken(r.Method) {
-		return ErrMethod
-	}
-	major, minor, ok := parseVersion(line[sp+1:])
-	if !ok {
-		return ErrVersion
-	}
-	// server.go: http1ServerSupportsRequest (PRI * HTTP/2.0 is rejected too).
-	if major != 1 {
-		return ErrUnsupportedVersion
+	var minor int
+	if r.Method, r.Target, _, minor, err = parseRequestLine(line); err != nil {
+		return err
 	}
 	r.Minor = minor
 	connect := string(r.Method) == "CONNECT"
@@ -173,6 +167,123 @@ func (p *Parser) ParseRequest(r *Request, buf []byte) error {
 // not start with "/". It returns the URL's authority host, if any, and the
 // target's path and query. The origin-form is checked in place; the rare
 // other forms go through net/url itself, which allocates.
+// parseRequestLine splits a request-line (without its line end) into its
+// method, target and version, with net/http's checks in its order
+// (request.go: parseRequestLine cuts at the first two spaces, then
+// validMethod, ParseHTTPVersion, server.go: http1ServerSupportsRequest,
+// where PRI * HTTP/2.0 is rejected too). The target is the caller's to
+// check, with parseTarget.
+func parseRequestLine(line []byte) (method, target []byte, major, minor int, err error) {
+	sp := bytes.IndexByte(line, ' ')
+	if sp < 0 {
+		return nil, nil, 0, 0, ErrRequestLine
+	}
+	method, line = line[:sp], line[sp+1:]
+	if sp = bytes.IndexByte(line, ' '); sp < 0 {
+		return nil, nil, 0, 0, ErrRequestLine
+	}
+	target = line[:sp]
+	if !isToken(method) {
+		return nil, nil, 0, 0, ErrMethod
+	}
+	major, minor, ok := parseVersion(line[sp+1:])
+	if !ok {
+		return nil, nil, 0, 0, ErrVersion
+	}
+	if major != 1 {
+		return nil, nil, 0, 0, ErrUnsupportedVersion
+	}
+	return method, target, major, minor, nil
+}
+
+// lineCheck follows the request-line of a head that has not fully arrived,
+// byte by byte as it comes, and fails as soon as no continuation can make
+// it valid: a method byte that is not a token character (a TLS handshake
+// sent to the plain port starts with 0x16), or a version that is not
+// becoming "HTTP/" DIGIT "." DIGIT. It resumes where it stopped, so a line
+// that trickles in is examined once, not once per read.
+type lineCheck struct {
+	pos   int  // bytes of the line examined
+	phase byte // what pos is in: lineMethod, lineTarget, lineVersion or lineDone
+	vpos  int  // bytes of the version examined
+}
+
+const (
+	lineMethod byte = iota
+	lineTarget
+	lineVersion
+	lineDone // the line is complete and valid; the rest is the head's business
+)
+
+// check examines what arrived of the request-line at the start of buf.
+// Whatever it rejects, ParseRequest rejects with the same status once the
+// head is complete. The error is the one ParseRequest returns, except that
+// a bad method byte is ErrMethod even where the complete line would lack
+// its second space (ErrRequestLine): which one is not known yet.
+func (c *lineCheck) check(buf []byte) error {
+	if c.phase == lineDone {
+		return nil
+	}
+	if c.pos > len(buf) {
+		*c = lineCheck{}
+	}
+	for ; c.pos < len(buf); c.pos++ {
+		b := buf[c.pos]
+		if b == '\n' {
+			line, _ := firstLine(buf)
+			method, target, _, _, err := parseRequestLine(line)
+			if err != nil {
+				return err
+			}
+			if _, _, ok := parseTarget(target, string(method) == "CONNECT"); !ok {
+				return ErrTarget
+			}
+			c.phase = lineDone
+			return nil
+		}
+		if b == '\r' {
+			if c.pos+1 == len(buf) {
+				return nil // perhaps the line's end; the next byte tells
+			}
+			if buf[c.pos+1] == '\n' {
+				continue // the line's end, judged whole at the LF
+			}
+		}
+		switch c.phase {
+		case lineMethod:
+			switch {
+			case b == ' ' && c.pos > 0:
+				c.phase = lineTarget
+			case b == ' ' || class[b]&cToken == 0:
+				return ErrMethod
+			}
+		case lineTarget:
+			// A bad target byte is judged at the line's end: before the
+			// target, net/http checks the version, which may yet be
+			// unsupported (505).
+			if b == ' ' {
+				c.phase = lineVersion
+			}
+		case lineVersion:
+			// "HTTP/" DIGIT "." DIGIT, and nothing after it but the line end.
+			ok := false
+			switch {
+			case c.vpos < 5:
+				ok = b == "HTTP/"[c.vpos]
+			case c.vpos == 5 || c.vpos == 7:
+				ok = b >= '0' && b <= '9'
+			case c.vpos == 6:
+				ok = b == '.'
+			}
+			if !ok {
+				return ErrVersion
+			}
+			c.vpos++
+		}
+	}
+	return nil
+}
+
 func parseTarget(t []byte, connect bool) (host, path []byte, ok bool) {
 	if len(t) > 0 && t[0] == '/' {
 		// url.parse: no control byte anywhere; setPath: every "%" in the

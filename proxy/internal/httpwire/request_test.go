@@ -315,3 +315,51 @@ func TestErrorsAreDistinct(t *testing.T) {
 		t.Errorf("ErrObsFold = %v", e)
 	}
 }
+
+// TestRequestRefusedBeforeComplete checks that a request that can never
+// become valid is refused as soon as that shows, not when a timeout ends
+// the wait for the rest of its head, and that a valid start still waits.
+func TestRequestRefusedBeforeComplete(t *testing.T) {
+	for _, tc := range []struct {
+		name, data string
+		want       error
+		at         int // refused after this many bytes; 0: after all of them
+	}{
+		{"TLS ClientHello", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", ErrMethod, 1},
+		{"HTTP/0.9", "GET /\r\n", ErrRequestLine, 0},
+		{"HTTP/0.9 bare LF", "GET /\n", ErrRequestLine, 0},
+		{"empty method", " / HTTP/1.1", ErrMethod, 1},
+		{"not HTTP", "GET / SIP/2.0", ErrVersion, 7},
+		{"long version", "GET / HTTP/1.10", ErrVersion, 0},
+		{"HTTP/2 line", "GET / HTTP/2.0\r\n", ErrUnsupportedVersion, 0},
+		{"bad target, complete line", "GET /a\x01b HTTP/1.1\r\n", ErrTarget, 0},
+		{"bad target waits for the version", "GET /a\x01b HTTP/1.", ErrNeedMore, 0},
+		{"a method so far", "HELLO", ErrNeedMore, 0},
+		{"up to the line's CR", "GET / HTTP/1.1\r", ErrNeedMore, 0},
+		{"line done, fields to come", "GET / HTTP/1.1\r\nHost: a\r\n", ErrNeedMore, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var r Request
+			var p Parser
+			if err := p.ParseRequest(&r, []byte(tc.data)); err != tc.want {
+				t.Errorf("whole: %v, want %v", err, tc.want)
+			}
+			// Byte by byte, the first answer other than ErrNeedMore comes
+			// with byte tc.at.
+			at := tc.at
+			if at == 0 {
+				at = len(tc.data)
+			}
+			p.Reset()
+			for i := 1; i <= at; i++ {
+				err := p.ParseRequest(&r, []byte(tc.data[:i]))
+				if i < at && err != ErrNeedMore {
+					t.Fatalf("after %d of %d bytes: %v, want to wait", i, len(tc.data), err)
+				}
+				if i == at && err != tc.want {
+					t.Fatalf("after %d bytes: %v, want %v", i, err, tc.want)
+				}
+			}
+		})
+	}
+}
