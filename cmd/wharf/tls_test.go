@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wharflb/wharf/internal/testutil"
 )
 
 // writeCert writes a self-signed certificate for 127.0.0.1 named cn.
@@ -117,5 +119,25 @@ func TestTLSWithHTTP2AndReloadOnSIGHUP(t *testing.T) {
 	res.Body.Close()
 	if got := len(in.logs.Lines("info", "certificate reloaded")); got != 1 {
 		t.Fatalf("%d reload log lines, want 1", got)
+	}
+}
+
+// TestServerErrorsInTheLog checks that what the net/http server reports
+// (here a plain-HTTP client on the TLS port) becomes a line of wharf's JSON
+// log, not free text on stderr.
+func TestServerErrorsInTheLog(t *testing.T) {
+	peer := testutil.NewBackend(t, "web1", nil)
+	certFile, keyFile, _ := writeCert(t, t.TempDir(), "wharf")
+	in := startWharf(t, "--upstream", peer.Addr(), "--tls-cert", certFile, "--tls-key", keyFile)
+	res, err := http.Get(in.url + "/") // plain HTTP to the TLS port
+	if err == nil {
+		res.Body.Close()
+	}
+	var line []testutil.LogLine
+	if !testutil.Poll(5*time.Second, func() bool { line = in.logs.Lines("debug", "TLS handshake error"); return len(line) > 0 }) {
+		t.Fatalf("no debug line about the handshake; log:\n%s", in.logs.String())
+	}
+	if line[0].Fields["server"] != "entry" {
+		t.Errorf("line %s does not name the server", line[0].Raw)
 	}
 }
