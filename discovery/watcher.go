@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"slices"
@@ -24,6 +25,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/rs/zerolog"
 
+	"github.com/wharflb/wharf/internal/clock"
 	"github.com/wharflb/wharf/lb"
 )
 
@@ -57,6 +59,14 @@ type Config struct {
 	// CallTimeout bounds each request to the engine other than the events
 	// stream.
 	CallTimeout time.Duration
+
+	// Clock times the backoff, the kill holds and the probes; nil means
+	// the system clock. Tests move a clock.Fake instead of waiting.
+	Clock clock.Clock
+	// Dial opens the probes' connections, which are closed at once: only
+	// whether one opens counts. nil means a net.Dialer with a 250 ms
+	// timeout. It is called from the probes' goroutines.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 }
 
 func (c *Config) setDefaults() {
@@ -79,11 +89,18 @@ func (c *Config) setDefaults() {
 	if c.CallTimeout == 0 {
 		c.CallTimeout = 10 * time.Second
 	}
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	if c.Dial == nil {
+		c.Dial = (&net.Dialer{Timeout: 250 * time.Millisecond}).DialContext
+	}
 }
 
 // Watcher follows one Docker engine and publishes the routable backends of
 // one network. Run is called from one goroutine; the watcher's state is
-// owned by that goroutine.
+// owned by that goroutine, except cfg, which is read-only after New and
+// also read by the probes' goroutines.
 type Watcher struct {
 	engine  Engine
 	cfg     Config
@@ -164,18 +181,29 @@ func (w *Watcher) Run(ctx context.Context) error {
 			delay, recovering = w.cfg.BackoffMin, false
 		}
 		if !recovering {
-			recovering, outageStart = true, time.Now()
+			recovering, outageStart = true, w.cfg.Clock.Now()
 			w.log.Error().Err(err).Str("engine", w.engine.DaemonHost()).
 				Msg(explain(err, w.engine.DaemonHost()) + "; serving the last known peers and retrying")
 		} else {
 			w.log.Debug().Err(err).Dur("retry_in", delay).Msg("engine still unreachable")
 		}
-		select {
-		case <-ctx.Done():
+		if !w.sleep(ctx, jitter(delay)) {
 			return nil
-		case <-time.After(jitter(delay)):
 		}
 		delay = min(delay*2, w.cfg.BackoffMax)
+	}
+}
+
+// sleep waits for d on the watcher's clock; it reports false when ctx
+// ended first.
+func (w *Watcher) sleep(ctx context.Context, d time.Duration) bool {
+	t := w.cfg.Clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C():
+		return true
 	}
 }
 
@@ -200,7 +228,7 @@ func (w *Watcher) session(ctx context.Context, recovering bool, outageStart time
 	// that follows shows their outcome, and replaying a removal (pause,
 	// kill, disconnect...) that a later event undid would take a running
 	// container out of selection again.
-	since := time.Now().Add(-2 * time.Second)
+	since := w.cfg.Clock.Now().Add(-2 * time.Second)
 	if t, err := time.Parse(time.RFC3339Nano, info.SystemTime); err == nil {
 		since = t
 	}
@@ -215,7 +243,7 @@ func (w *Watcher) session(ctx context.Context, recovering bool, outageStart time
 	w.connected.Store(true)
 	defer w.connected.Store(false)
 	if recovering {
-		w.log.Info().Dur("outage", time.Since(outageStart).Round(time.Millisecond)).
+		w.log.Info().Dur("outage", w.cfg.Clock.Now().Sub(outageStart).Round(time.Millisecond)).
 			Int("peers", len(w.published)).Msg("reconnected to the Docker engine; resynced")
 	} else if !w.synced.Load() {
 		w.log.Info().Str("engine_version", info.ServerVersion).Str("api_version", w.engine.ClientVersion()).
@@ -223,10 +251,14 @@ func (w *Watcher) session(ctx context.Context, recovering bool, outageStart time
 	}
 	w.synced.Store(true)
 
-	hold := time.NewTimer(time.Hour)
-	defer hold.Stop()
+	var hold clock.Timer // armed while a kill hold runs
+	defer func() {
+		if hold != nil {
+			hold.Stop()
+		}
+	}()
 	for {
-		w.armHold(hold)
+		holdEnded := w.armHold(&hold)
 		select {
 		case <-ctx.Done():
 			return true, ctx.Err()
@@ -248,7 +280,7 @@ func (w *Watcher) session(ctx context.Context, recovering bool, outageStart time
 			}
 		case p := <-w.probes:
 			w.probed(p)
-		case <-hold.C:
+		case <-holdEnded:
 			err = w.releaseHolds(ctx)
 		}
 		// What was applied is published, also when the engine was lost
@@ -387,7 +419,7 @@ func (w *Watcher) handle(ctx context.Context, m events.Message) error {
 	case action == "kill":
 		if terminating(m.Actor.Attributes["signal"]) {
 			if e := w.entries[id]; e != nil {
-				e.holdEnd = time.Now().Add(w.cfg.KillHold)
+				e.holdEnd = w.cfg.Clock.Now().Add(w.cfg.KillHold)
 			}
 			w.out(id, "signal "+m.Actor.Attributes["signal"])
 		}
@@ -502,7 +534,7 @@ func (w *Watcher) update(ctx context.Context, id string, c container.InspectResp
 		w.setOut(e, v.Reason)
 		return
 	}
-	if !e.holdEnd.IsZero() && time.Now().Before(e.holdEnd) {
+	if !e.holdEnd.IsZero() && w.cfg.Clock.Now().Before(e.holdEnd) {
 		return // a terminating signal was sent; its die event will follow
 	}
 	if e.routable && e.backend.Addr == v.Backend.Addr {
@@ -528,21 +560,18 @@ func (w *Watcher) startProbe(ctx context.Context, e *entry) {
 	e.probeGen++
 	pctx, cancel := context.WithCancel(ctx)
 	e.probing = cancel
-	go probe(pctx, e.id, e.probeGen, e.backend.Addr, w.cfg.ProbeInterval, w.cfg.ProbeTimeout, w.probes)
+	go w.probe(pctx, probeResult{id: e.id, gen: e.probeGen}, e.backend.Addr)
 }
 
-// probe dials addr every interval until it accepts a connection or limit
-// has passed, and reports the outcome on out. When ctx is cancelled it
-// stops and reports nothing.
-func probe(ctx context.Context, id string, gen int, addr string, every, limit time.Duration, out chan<- probeResult) {
-	d := net.Dialer{Timeout: 250 * time.Millisecond}
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	deadline := time.NewTimer(limit)
-	defer deadline.Stop()
-	res := probeResult{id: id, gen: gen}
+// probe dials addr every ProbeInterval until it accepts a connection or
+// ProbeTimeout has passed, and reports the outcome, res completed, on
+// w.probes. When ctx is cancelled it stops and reports nothing. It runs on
+// its own goroutine and touches nothing of the watcher but cfg and probes.
+func (w *Watcher) probe(ctx context.Context, res probeResult, addr string) {
+	deadline := w.cfg.Clock.NewTimer(w.cfg.ProbeTimeout)
+	retry := w.cfg.Clock.NewTimer(w.cfg.ProbeInterval)
 	for res.err == nil {
-		c, err := d.DialContext(ctx, "tcp", addr)
+		c, err := w.cfg.Dial(ctx, "tcp", addr)
 		if err == nil {
 			c.Close()
 			res.ok = true
@@ -550,14 +579,24 @@ func probe(ctx context.Context, id string, gen int, addr string, every, limit ti
 		}
 		select {
 		case <-ctx.Done():
-			return
-		case <-deadline.C:
+			res.err = ctx.Err()
+		case <-deadline.C():
 			res.err = err
-		case <-tick.C:
+		case <-retry.C():
+			// Re-armed before the next dial, so that whoever drives the
+			// clock sees the probe waiting again as soon as it dialled.
+			retry.Reset(w.cfg.ProbeInterval)
 		}
 	}
+	// The timers are stopped before the outcome is reported, so that no
+	// timer of a finished probe is left armed once the watcher acts on it.
+	deadline.Stop()
+	retry.Stop()
+	if ctx.Err() != nil {
+		return
+	}
 	select {
-	case out <- res:
+	case w.probes <- res:
 	case <-ctx.Done():
 	}
 }
@@ -621,8 +660,11 @@ func (w *Watcher) drop(id, reason string) {
 	}
 }
 
-// armHold sets t to fire at the earliest end of a kill hold.
-func (w *Watcher) armHold(t *time.Timer) {
+// armHold arms *t, making it when nil, to fire at the earliest end of a
+// kill hold and returns its channel. With no hold running it stops *t and
+// returns nil, a channel that never fires: no timer is armed while the
+// watcher has nothing to wait for.
+func (w *Watcher) armHold(t *clock.Timer) <-chan time.Time {
 	var next time.Time
 	for _, e := range w.entries {
 		if !e.holdEnd.IsZero() && (next.IsZero() || e.holdEnd.Before(next)) {
@@ -630,16 +672,24 @@ func (w *Watcher) armHold(t *time.Timer) {
 		}
 	}
 	if next.IsZero() {
-		t.Reset(time.Hour)
-		return
+		if *t != nil {
+			(*t).Stop()
+		}
+		return nil
 	}
-	t.Reset(max(time.Until(next), 0))
+	d := max(next.Sub(w.cfg.Clock.Now()), 0)
+	if *t == nil {
+		*t = w.cfg.Clock.NewTimer(d)
+	} else {
+		(*t).Reset(d)
+	}
+	return (*t).C()
 }
 
 // releaseHolds looks again at containers still running long after a
 // terminating signal: the process ignored it, so they are routed again.
 func (w *Watcher) releaseHolds(ctx context.Context) error {
-	now := time.Now()
+	now := w.cfg.Clock.Now()
 	for id, e := range w.entries {
 		if !e.holdEnd.IsZero() && !now.Before(e.holdEnd) {
 			e.holdEnd = time.Time{}
@@ -750,6 +800,8 @@ func short(id string) string {
 	return id
 }
 
+// jitter returns a random duration between d/2 and d, so that many
+// watchers that lost the same engine do not retry in step.
 func jitter(d time.Duration) time.Duration {
-	return d/2 + time.Duration(time.Now().UnixNano()%int64(d/2+1))
+	return d/2 + rand.N(d/2+1)
 }
