@@ -14,6 +14,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -114,6 +115,7 @@ type Watcher struct {
 	// event of ours. A connect to the network or a resync forgets them.
 	ignored   map[string]bool
 	probes    chan probeResult // results of the probes of the current session
+	probers   sync.WaitGroup   // the probes' goroutines
 	published []lb.Backend
 	synced    atomic.Bool // first complete list published
 
@@ -211,9 +213,11 @@ func (w *Watcher) sleep(ctx context.Context, d time.Duration) bool {
 // reports whether it got as far as a complete resync.
 func (w *Watcher) session(ctx context.Context, recovering bool, outageStart time.Time) (bool, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	// The probes of this session die with it: a resync starts them again.
-	defer w.stopProbes()
+	defer func() {
+		cancel()
+		w.stopProbes()
+	}()
 
 	cctx, ccancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
 	info, err := w.engine.Info(cctx)
@@ -560,7 +564,7 @@ func (w *Watcher) startProbe(ctx context.Context, e *entry) {
 	e.probeGen++
 	pctx, cancel := context.WithCancel(ctx)
 	e.probing = cancel
-	go w.probe(pctx, probeResult{id: e.id, gen: e.probeGen}, e.backend.Addr)
+	w.probers.Go(func() { w.probe(pctx, probeResult{id: e.id, gen: e.probeGen}, e.backend.Addr) })
 }
 
 // probe dials addr every ProbeInterval until it accepts a connection or
@@ -616,7 +620,9 @@ func (w *Watcher) probed(p probeResult) {
 	w.setRoutable(e)
 }
 
-// stopProbes cancels every probe; the containers stay out of selection
+// stopProbes cancels every probe and waits for their goroutines to end,
+// so that none outlives its session (or Run) and none holds a timer once
+// the watcher waits to reconnect. The containers stay out of selection
 // until a refresh probes them again.
 func (w *Watcher) stopProbes() {
 	for _, e := range w.entries {
@@ -625,6 +631,7 @@ func (w *Watcher) stopProbes() {
 			e.probing = nil
 		}
 	}
+	w.probers.Wait()
 }
 
 func (w *Watcher) setRoutable(e *entry) {
