@@ -255,14 +255,10 @@ func (w *Watcher) session(ctx context.Context, recovering bool, outageStart time
 	}
 	w.synced.Store(true)
 
-	var hold clock.Timer // armed while a kill hold runs
-	defer func() {
-		if hold != nil {
-			hold.Stop()
-		}
-	}()
+	hold := holdTimer{clock: w.cfg.Clock}
+	defer hold.stop()
 	for {
-		holdEnded := w.armHold(&hold)
+		holdEnded := hold.arm(w.nextHoldEnd())
 		select {
 		case <-ctx.Done():
 			return true, ctx.Err()
@@ -285,6 +281,7 @@ func (w *Watcher) session(ctx context.Context, recovering bool, outageStart time
 		case p := <-w.probes:
 			w.probed(p)
 		case <-holdEnded:
+			hold.fired()
 			err = w.releaseHolds(ctx)
 		}
 		// What was applied is published, also when the engine was lost
@@ -667,30 +664,55 @@ func (w *Watcher) drop(id, reason string) {
 	}
 }
 
-// armHold arms *t, making it when nil, to fire at the earliest end of a
-// kill hold and returns its channel. With no hold running it stops *t and
-// returns nil, a channel that never fires: no timer is armed while the
-// watcher has nothing to wait for.
-func (w *Watcher) armHold(t *clock.Timer) <-chan time.Time {
+// nextHoldEnd returns the earliest end of a kill hold, or the zero time
+// when no hold runs.
+func (w *Watcher) nextHoldEnd() time.Time {
 	var next time.Time
 	for _, e := range w.entries {
 		if !e.holdEnd.IsZero() && (next.IsZero() || e.holdEnd.Before(next)) {
 			next = e.holdEnd
 		}
 	}
-	if next.IsZero() {
-		if *t != nil {
-			(*t).Stop()
+	return next
+}
+
+// holdTimer fires at the earliest end of the kill holds. It is armed only
+// when that end changes, not at every event, and holds no timer while no
+// hold runs. It is used by the session's goroutine only.
+type holdTimer struct {
+	clock clock.Clock
+	t     clock.Timer // made at the first hold
+	at    time.Time   // the end t is armed for; zero when not armed
+}
+
+// arm makes the timer fire at end (the zero time: never) and returns the
+// channel it fires on, nil when it is not armed.
+func (h *holdTimer) arm(end time.Time) <-chan time.Time {
+	if !end.Equal(h.at) {
+		h.at = end
+		switch {
+		case end.IsZero():
+			h.t.Stop()
+		case h.t == nil:
+			h.t = h.clock.NewTimer(max(end.Sub(h.clock.Now()), 0))
+		default:
+			h.t.Reset(max(end.Sub(h.clock.Now()), 0))
 		}
+	}
+	if h.at.IsZero() {
 		return nil
 	}
-	d := max(next.Sub(w.cfg.Clock.Now()), 0)
-	if *t == nil {
-		*t = w.cfg.Clock.NewTimer(d)
-	} else {
-		(*t).Reset(d)
+	return h.t.C()
+}
+
+// fired records that the timer's value was received: it is not armed any
+// more.
+func (h *holdTimer) fired() { h.at = time.Time{} }
+
+func (h *holdTimer) stop() {
+	if h.t != nil {
+		h.t.Stop()
 	}
-	return (*t).C()
 }
 
 // releaseHolds looks again at containers still running long after a
