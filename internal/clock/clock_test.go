@@ -113,10 +113,13 @@ func TestFakeBlockUntil(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	short, cancelShort := context.WithCancel(ctx)
-	cancelShort()
-	if err := f.BlockUntil(short, 1); !errors.Is(err, context.Canceled) {
-		t.Errorf("BlockUntil with nothing armed and an ended context: %v, want context.Canceled", err)
+	done, cancelDone := context.WithCancel(ctx)
+	cancelDone()
+	if err := f.BlockUntil(done, 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("BlockUntil(1) with nothing armed and a done context: %v, want context.Canceled", err)
+	}
+	if err := f.BlockUntil(done, 0); err != nil {
+		t.Errorf("BlockUntil(0) with nothing armed and a done context: %v", err)
 	}
 }
 

@@ -70,7 +70,8 @@ func (f *Fake) Advance(d time.Duration) int {
 
 // BlockUntil waits until exactly n timers are armed (created or reset, and
 // neither fired nor stopped), which is how a test knows that the code it
-// drives is waiting for time to pass. It fails only when ctx ends first.
+// drives is waiting for time to pass. It fails only when ctx ends first;
+// with a ctx already done it tells at once whether n timers are armed.
 func (f *Fake) BlockUntil(ctx context.Context, n int) error {
 	for {
 		f.mu.Lock()
