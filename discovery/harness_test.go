@@ -444,6 +444,9 @@ type harness struct {
 	w    *Watcher
 	rec  *recorder
 	logs *logBuffer
+	// stop cancels Run's context and waits for Run to return, failing the
+	// test after 10s; it is called again, harmlessly, when the test ends.
+	stop func()
 }
 
 // startWatcher runs a Watcher of network on engine until t ends and waits
@@ -477,13 +480,16 @@ func runWatcher(t testing.TB, engine Engine, cfg Config) *harness {
 		defer close(done)
 		h.w.Run(ctx)
 	}()
-	t.Cleanup(func() {
+	h.stop = func() {
 		cancel()
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
 			t.Errorf("Watcher.Run did not return 10s after its context was cancelled")
 		}
+	}
+	t.Cleanup(func() {
+		h.stop()
 		if t.Failed() {
 			t.Logf("watcher log:\n%s", h.logs.String())
 		}

@@ -220,31 +220,35 @@ func TestMachineDockerSequences(t *testing.T) {
 		name  string
 		steps []step
 		want  []string
+		held  bool // a kill hold still runs at the end: its timer is armed
 	}{
 		{"docker stop", []step{
 			ev(nil, "kill", "b", "signal=15"),
 			ev(exited(0), "die", "", "exitCode=0"),
 			ev(attached(), "net disconnect", ""),
 			ev(nil, "stop", ""),
-		}, []string{"a b", "b"}},
+		}, []string{"a b", "b"}, true},
 		{"docker stop, SIGTERM ignored until SIGKILL", []step{
 			ev(nil, "kill", "b", "signal=15"),
 			ev(nil, "kill", "", "signal=9"),
 			ev(exited(137), "die", "", "exitCode=137"),
 			ev(attached(), "net disconnect", ""),
 			ev(nil, "stop", ""),
-		}, []string{"a b", "b"}},
+		}, []string{"a b", "b"}, true},
 		{"docker kill", []step{
 			ev(nil, "kill", "b", "signal=9"),
 			ev(exited(137), "die", "", "exitCode=137"),
 			ev(attached(), "net disconnect", ""),
-		}, []string{"a b", "b"}},
+		}, []string{"a b", "b"}, true},
 		{"docker rm -f", []step{
 			ev(nil, "kill", "b", "signal=9"),
 			ev(exited(137), "die", "", "exitCode=137"),
 			ev(attached(), "net disconnect", ""),
 			ev(gone, "destroy", ""),
-		}, []string{"a b", "b"}},
+		}, []string{"a b", "b"}, false},
+		{"removed, its earlier events lost", []step{
+			ev(gone, "destroy", "b"),
+		}, []string{"a b", "b"}, false},
 		{"docker restart", []step{
 			ev(nil, "kill", "b", "signal=15"),
 			ev(exited(0), "die", "", "exitCode=0"),
@@ -253,11 +257,11 @@ func TestMachineDockerSequences(t *testing.T) {
 			ev(attached("web"), "net connect", ""),
 			ev(running, "start", "a b"),
 			ev(nil, "restart", ""),
-		}, []string{"a b", "b", "a b"}},
+		}, []string{"a b", "b", "a b"}, false},
 		{"docker pause, docker unpause", []step{
 			ev(paused, "pause", "b"),
 			ev(running, "unpause", "a b"),
-		}, []string{"a b", "b", "a b"}},
+		}, []string{"a b", "b", "a b"}, false},
 		{"docker stop of a paused container: unpaused to handle SIGTERM, stays out", []step{
 			ev(paused, "pause", "b"),
 			ev(nil, "kill", "", "signal=15"),
@@ -265,11 +269,11 @@ func TestMachineDockerSequences(t *testing.T) {
 			ev(exited(0), "die", "", "exitCode=0"),
 			ev(attached(), "net disconnect", ""),
 			ev(nil, "stop", ""),
-		}, []string{"a b", "b"}},
+		}, []string{"a b", "b"}, true},
 		{"crash, restarted by its restart policy", []step{
 			ev(exited(2), "die", "b", "exitCode=2"),
 			ev(running, "start", "a b"),
-		}, []string{"a b", "b", "a b"}},
+		}, []string{"a b", "b", "a b"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := engineWith("a", "b")
@@ -292,6 +296,11 @@ func TestMachineDockerSequences(t *testing.T) {
 				}
 			}
 			m.wantHistory(tc.want...)
+			if tc.held {
+				m.armed(1)
+			} else {
+				m.armed(0)
+			}
 		})
 	}
 }
@@ -454,6 +463,24 @@ func TestMachineProbe(t *testing.T) {
 			t.Errorf("%d dials, want 1", n)
 		}
 	})
+}
+
+// TestMachineRunEndsItsProbes: when Run returns, the probes it started
+// have ended too; none is left dialling or holding a timer.
+func TestMachineRunEndsItsProbes(t *testing.T) {
+	e := engineWith()
+	m := startMachine(t, e)
+	e.add("a", enabled("8080"), "web")
+	e.set("a", refusing)
+	m.send("a", "start")
+	e.waitDialed(t, "a", 1)
+	m.armed(2)
+	m.stop()
+	now, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := m.clk.BlockUntil(now, 0); err != nil {
+		t.Errorf("Run returned with a probe's timers armed: %v", err)
+	}
 }
 
 // TestMachineHealth: a container with a HEALTHCHECK is routed at healthy,
