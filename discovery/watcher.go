@@ -565,9 +565,9 @@ func (w *Watcher) startProbe(ctx context.Context, e *entry) {
 }
 
 // probe dials addr every ProbeInterval until it accepts a connection or
-// ProbeTimeout has passed, and reports the outcome, res completed, on
-// w.probes. When ctx is cancelled it stops and reports nothing. It runs on
-// its own goroutine and touches nothing of the watcher but cfg and probes.
+// ProbeTimeout has passed, and sends res, its ok or err set, on w.probes.
+// When ctx is cancelled it stops and sends nothing. It runs on its own
+// goroutine and touches nothing of the watcher but cfg and probes.
 func (w *Watcher) probe(ctx context.Context, res probeResult, addr string) {
 	deadline := w.cfg.Clock.NewTimer(w.cfg.ProbeTimeout)
 	retry := w.cfg.Clock.NewTimer(w.cfg.ProbeInterval)
