@@ -126,7 +126,7 @@ func (m *machine) barrier() {
 	m.barriers++
 	id := fmt.Sprintf("%s%d", barrierPrefix, m.barriers)
 	m.e.add(id, enabled("80"), "web")
-	m.e.set(id, healthy)
+	m.e.set(id, health(container.Healthy))
 	m.send(id, "start")
 	m.rec.waitIn(m.t, id, true, machineWait)
 }
@@ -155,19 +155,19 @@ func (m *machine) wantHistory(want ...string) {
 }
 
 // Changes of a scripted container's state.
-func running(c *scriptedContainer) { c.state = container.StateRunning }
-func paused(c *scriptedContainer)  { c.state = container.StatePaused }
-func refusing(c *scriptedContainer) {
-	c.accepts = false
-}
+func running(c *scriptedContainer)   { c.state = container.StateRunning }
+func paused(c *scriptedContainer)    { c.state = container.StatePaused }
+func refusing(c *scriptedContainer)  { c.accepts = false }
 func accepting(c *scriptedContainer) { c.accepts = true }
-func healthy(c *scriptedContainer)   { c.health = container.Healthy }
+
 func exited(code int) func(*scriptedContainer) {
 	return func(c *scriptedContainer) { c.state, c.exitCode = container.StateExited, code }
 }
+
 func attached(nets ...string) func(*scriptedContainer) {
 	return func(c *scriptedContainer) { c.networks = nets }
 }
+
 func health(status container.HealthStatus) func(*scriptedContainer) {
 	return func(c *scriptedContainer) { c.health = status }
 }
