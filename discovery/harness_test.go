@@ -450,20 +450,12 @@ type harness struct {
 }
 
 // startWatcher runs a Watcher of network on engine until t ends and waits
-// for its first complete sync.
+// for its first complete sync: the first set a Watcher publishes is the
+// complete list, published after it subscribed to events.
 func startWatcher(t testing.TB, engine Engine, cfg Config) *harness {
 	t.Helper()
 	h := runWatcher(t, engine, cfg)
-	deadline := time.Now().Add(20 * time.Second)
-	for !h.w.Synced() {
-		if time.Now().After(deadline) {
-			t.Fatalf("watcher not synced after 20s; log:\n%s", h.logs.String())
-		}
-		select {
-		case <-h.rec.notify:
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	h.rec.wait(t, 20*time.Second, "the first sync is published", func(snapshot) bool { return true })
 	return h
 }
 
