@@ -561,7 +561,8 @@ func (w *Watcher) startProbe(ctx context.Context, e *entry) {
 	e.probeGen++
 	pctx, cancel := context.WithCancel(ctx)
 	e.probing = cancel
-	w.probers.Go(func() { w.probe(pctx, probeResult{id: e.id, gen: e.probeGen}, e.backend.Addr) })
+	res, addr := probeResult{id: e.id, gen: e.probeGen}, e.backend.Addr // e is not the probe's to read
+	w.probers.Go(func() { w.probe(pctx, res, addr) })
 }
 
 // probe dials addr every ProbeInterval until it accepts a connection or
