@@ -447,6 +447,20 @@ func TestMachineProbe(t *testing.T) {
 			t.Errorf("%d warnings, want 1", n)
 		}
 	})
+	t.Run("paused and unpaused while probed: the new probe routes it", func(t *testing.T) {
+		e := engineWith()
+		m := startMachine(t, e)
+		e.add("a", enabled("8080"), "web")
+		e.set("a", refusing)
+		m.send("a", "start")
+		e.set("a", paused)
+		m.send("a", "pause")
+		e.set("a", running)
+		e.set("a", accepting)
+		m.send("a", "unpause")
+		m.want("a")
+		m.wantHistory("", "a")
+	})
 	t.Run("stopped while probed: the probe ends", func(t *testing.T) {
 		e := engineWith()
 		m := startMachine(t, e)
