@@ -25,16 +25,52 @@ import (
 // internal/dockertest.
 func TestMain(m *testing.M) { dockertest.Main(m) }
 
-// logBuffer collects a Watcher's JSON log lines.
+// logBuffer collects a Watcher's JSON log lines. The zero value is ready
+// to use.
 type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	written chan struct{} // closed and replaced at every write
 }
 
 func (l *logBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.written != nil {
+		close(l.written)
+		l.written = nil
+	}
 	return l.buf.Write(p)
+}
+
+// writes returns a channel closed at the next write.
+func (l *logBuffer) writes() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.written == nil {
+		l.written = make(chan struct{})
+	}
+	return l.written
+}
+
+// wait waits until the log has n lines at level containing every one of
+// words and returns them, failing t after timeout.
+func (l *logBuffer) wait(t testing.TB, n int, timeout time.Duration, level string, words ...string) []logLine {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		written := l.writes()
+		if ls := l.lines(level, words...); len(ls) >= n {
+			return ls
+		}
+		select {
+		case <-written:
+		case <-deadline.C:
+			t.Fatalf("%d %s lines with %q after %s, want %d; log:\n%s",
+				len(l.lines(level, words...)), level, words, timeout, n, l.String())
+		}
+	}
 }
 
 // logLine is one decoded log line.
@@ -320,10 +356,20 @@ func evTime(m events.Message) time.Time { return time.Unix(0, m.TimeNano) }
 // Watcher at once. The order of events is kept.
 type delayEngine struct {
 	Engine
-	delay   time.Duration
-	hold    func(events.Message) bool
-	mu      sync.Mutex
-	release []time.Time // when each held event was passed on
+	delay    time.Duration
+	hold     func(events.Message) bool
+	mu       sync.Mutex
+	first    time.Time     // when the first held event was passed on
+	released chan struct{} // closed then; see releasedLocked
+}
+
+// releasedLocked returns the channel closed when the first held event is
+// passed on; d.mu is held.
+func (d *delayEngine) releasedLocked() chan struct{} {
+	if d.released == nil {
+		d.released = make(chan struct{})
+	}
+	return d.released
 }
 
 func (d *delayEngine) Events(ctx context.Context, opts events.ListOptions) (<-chan events.Message, <-chan error) {
@@ -362,7 +408,10 @@ func (d *delayEngine) Events(ctx context.Context, opts events.ListOptions) (<-ch
 						return
 					}
 					d.mu.Lock()
-					d.release = append(d.release, time.Now())
+					if d.first.IsZero() {
+						d.first = time.Now()
+						close(d.releasedLocked())
+					}
 					d.mu.Unlock()
 					queue = queue[1:]
 				}
@@ -372,15 +421,21 @@ func (d *delayEngine) Events(ctx context.Context, opts events.ListOptions) (<-ch
 	return out, errs
 }
 
-// firstRelease returns when the first held event was passed on, or the
-// zero time.
-func (d *delayEngine) firstRelease() time.Time {
+// firstRelease waits until the first held event was passed on and returns
+// when, failing t after timeout.
+func (d *delayEngine) firstRelease(t testing.TB, timeout time.Duration) time.Time {
+	t.Helper()
+	d.mu.Lock()
+	released := d.releasedLocked()
+	d.mu.Unlock()
+	select {
+	case <-released:
+	case <-time.After(timeout):
+		t.Fatalf("no held event passed on after %s", timeout)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if len(d.release) == 0 {
-		return time.Time{}
-	}
-	return d.release[0]
+	return d.first
 }
 
 // harness is a Watcher running against an engine, with its published
@@ -389,11 +444,24 @@ type harness struct {
 	w    *Watcher
 	rec  *recorder
 	logs *logBuffer
+	// stop cancels Run's context and waits for Run to return, failing the
+	// test after 10s; it is called again, harmlessly, when the test ends.
+	stop func()
 }
 
 // startWatcher runs a Watcher of network on engine until t ends and waits
-// for its first complete sync.
+// for its first complete sync: the first set a Watcher publishes is the
+// complete list, published after it subscribed to events.
 func startWatcher(t testing.TB, engine Engine, cfg Config) *harness {
+	t.Helper()
+	h := runWatcher(t, engine, cfg)
+	h.rec.wait(t, 20*time.Second, "the first sync is published", func(snapshot) bool { return true })
+	return h
+}
+
+// runWatcher runs a Watcher of network on engine until t ends, logging at
+// debug level into the harness.
+func runWatcher(t testing.TB, engine Engine, cfg Config) *harness {
 	t.Helper()
 	h := &harness{rec: newRecorder(), logs: &logBuffer{}}
 	cfg.Log = zerolog.New(h.logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()
@@ -404,27 +472,20 @@ func startWatcher(t testing.TB, engine Engine, cfg Config) *harness {
 		defer close(done)
 		h.w.Run(ctx)
 	}()
-	t.Cleanup(func() {
+	h.stop = func() {
 		cancel()
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
 			t.Errorf("Watcher.Run did not return 10s after its context was cancelled")
 		}
+	}
+	t.Cleanup(func() {
+		h.stop()
 		if t.Failed() {
 			t.Logf("watcher log:\n%s", h.logs.String())
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for !h.w.Synced() {
-		if time.Now().After(deadline) {
-			t.Fatalf("watcher not synced after 20s; log:\n%s", h.logs.String())
-		}
-		select {
-		case <-h.rec.notify:
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
 	return h
 }
 

@@ -146,11 +146,7 @@ func TestLifecycle(t *testing.T) {
 				// The held-back events reach the Watcher holdBack after
 				// they happened; the container was out before.
 				evs.wait(t, c.ID, tc.held[0], routeTimeout)
-				deadline := time.Now().Add(routeTimeout)
-				for de.firstRelease().IsZero() && time.Now().Before(deadline) {
-					time.Sleep(5 * time.Millisecond)
-				}
-				if rel := de.firstRelease(); !out.at.Before(rel) {
+				if rel := de.firstRelease(t, routeTimeout); !out.at.Before(rel) {
 					t.Errorf("out at %s, not before the first %s event reached the Watcher at %s: it waited for a later event",
 						out.at.Format("15:04:05.000000"), tc.held[0], rel.Format("15:04:05.000000"))
 				}

@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +26,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/rs/zerolog"
 
+	"github.com/wharflb/wharf/internal/clock"
 	"github.com/wharflb/wharf/lb"
 )
 
@@ -57,6 +60,14 @@ type Config struct {
 	// CallTimeout bounds each request to the engine other than the events
 	// stream.
 	CallTimeout time.Duration
+
+	// Clock times the backoff, the kill holds and the probes; nil means
+	// the system clock. Tests move a clock.Fake instead of waiting.
+	Clock clock.Clock
+	// Dial opens the probes' connections, which are closed at once: only
+	// whether one opens counts. nil means a net.Dialer with a 250 ms
+	// timeout. It is called from the probes' goroutines.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 }
 
 func (c *Config) setDefaults() {
@@ -79,11 +90,18 @@ func (c *Config) setDefaults() {
 	if c.CallTimeout == 0 {
 		c.CallTimeout = 10 * time.Second
 	}
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	if c.Dial == nil {
+		c.Dial = (&net.Dialer{Timeout: 250 * time.Millisecond}).DialContext
+	}
 }
 
 // Watcher follows one Docker engine and publishes the routable backends of
 // one network. Run is called from one goroutine; the watcher's state is
-// owned by that goroutine.
+// owned by that goroutine, except cfg, which is read-only after New and
+// also read by the probes' goroutines.
 type Watcher struct {
 	engine  Engine
 	cfg     Config
@@ -97,6 +115,7 @@ type Watcher struct {
 	// event of ours. A connect to the network or a resync forgets them.
 	ignored   map[string]bool
 	probes    chan probeResult // results of the probes of the current session
+	probers   sync.WaitGroup   // the probes' goroutines
 	published []lb.Backend
 	synced    atomic.Bool // first complete list published
 
@@ -164,18 +183,29 @@ func (w *Watcher) Run(ctx context.Context) error {
 			delay, recovering = w.cfg.BackoffMin, false
 		}
 		if !recovering {
-			recovering, outageStart = true, time.Now()
+			recovering, outageStart = true, w.cfg.Clock.Now()
 			w.log.Error().Err(err).Str("engine", w.engine.DaemonHost()).
 				Msg(explain(err, w.engine.DaemonHost()) + "; serving the last known peers and retrying")
 		} else {
 			w.log.Debug().Err(err).Dur("retry_in", delay).Msg("engine still unreachable")
 		}
-		select {
-		case <-ctx.Done():
+		if !w.sleep(ctx, jitter(delay)) {
 			return nil
-		case <-time.After(jitter(delay)):
 		}
 		delay = min(delay*2, w.cfg.BackoffMax)
+	}
+}
+
+// sleep waits for d on the watcher's clock; it reports false when ctx
+// ended first.
+func (w *Watcher) sleep(ctx context.Context, d time.Duration) bool {
+	t := w.cfg.Clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C():
+		return true
 	}
 }
 
@@ -183,9 +213,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 // reports whether it got as far as a complete resync.
 func (w *Watcher) session(ctx context.Context, recovering bool, outageStart time.Time) (bool, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	// The probes of this session die with it: a resync starts them again.
-	defer w.stopProbes()
+	defer func() {
+		cancel()
+		w.stopProbes()
+	}()
 
 	cctx, ccancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
 	info, err := w.engine.Info(cctx)
@@ -200,7 +232,7 @@ func (w *Watcher) session(ctx context.Context, recovering bool, outageStart time
 	// that follows shows their outcome, and replaying a removal (pause,
 	// kill, disconnect...) that a later event undid would take a running
 	// container out of selection again.
-	since := time.Now().Add(-2 * time.Second)
+	since := w.cfg.Clock.Now().Add(-2 * time.Second)
 	if t, err := time.Parse(time.RFC3339Nano, info.SystemTime); err == nil {
 		since = t
 	}
@@ -215,7 +247,7 @@ func (w *Watcher) session(ctx context.Context, recovering bool, outageStart time
 	w.connected.Store(true)
 	defer w.connected.Store(false)
 	if recovering {
-		w.log.Info().Dur("outage", time.Since(outageStart).Round(time.Millisecond)).
+		w.log.Info().Dur("outage", w.cfg.Clock.Now().Sub(outageStart).Round(time.Millisecond)).
 			Int("peers", len(w.published)).Msg("reconnected to the Docker engine; resynced")
 	} else if !w.synced.Load() {
 		w.log.Info().Str("engine_version", info.ServerVersion).Str("api_version", w.engine.ClientVersion()).
@@ -223,10 +255,10 @@ func (w *Watcher) session(ctx context.Context, recovering bool, outageStart time
 	}
 	w.synced.Store(true)
 
-	hold := time.NewTimer(time.Hour)
-	defer hold.Stop()
+	hold := holdTimer{clock: w.cfg.Clock}
+	defer hold.stop()
 	for {
-		w.armHold(hold)
+		holdEnded := hold.arm(w.nextHoldEnd())
 		select {
 		case <-ctx.Done():
 			return true, ctx.Err()
@@ -248,7 +280,8 @@ func (w *Watcher) session(ctx context.Context, recovering bool, outageStart time
 			}
 		case p := <-w.probes:
 			w.probed(p)
-		case <-hold.C:
+		case <-holdEnded:
+			hold.fired()
 			err = w.releaseHolds(ctx)
 		}
 		// What was applied is published, also when the engine was lost
@@ -387,7 +420,7 @@ func (w *Watcher) handle(ctx context.Context, m events.Message) error {
 	case action == "kill":
 		if terminating(m.Actor.Attributes["signal"]) {
 			if e := w.entries[id]; e != nil {
-				e.holdEnd = time.Now().Add(w.cfg.KillHold)
+				e.holdEnd = w.cfg.Clock.Now().Add(w.cfg.KillHold)
 			}
 			w.out(id, "signal "+m.Actor.Attributes["signal"])
 		}
@@ -502,7 +535,7 @@ func (w *Watcher) update(ctx context.Context, id string, c container.InspectResp
 		w.setOut(e, v.Reason)
 		return
 	}
-	if !e.holdEnd.IsZero() && time.Now().Before(e.holdEnd) {
+	if !e.holdEnd.IsZero() && w.cfg.Clock.Now().Before(e.holdEnd) {
 		return // a terminating signal was sent; its die event will follow
 	}
 	if e.routable && e.backend.Addr == v.Backend.Addr {
@@ -528,21 +561,19 @@ func (w *Watcher) startProbe(ctx context.Context, e *entry) {
 	e.probeGen++
 	pctx, cancel := context.WithCancel(ctx)
 	e.probing = cancel
-	go probe(pctx, e.id, e.probeGen, e.backend.Addr, w.cfg.ProbeInterval, w.cfg.ProbeTimeout, w.probes)
+	res, addr := probeResult{id: e.id, gen: e.probeGen}, e.backend.Addr // e is not the probe's to read
+	w.probers.Go(func() { w.probe(pctx, res, addr) })
 }
 
-// probe dials addr every interval until it accepts a connection or limit
-// has passed, and reports the outcome on out. When ctx is cancelled it
-// stops and reports nothing.
-func probe(ctx context.Context, id string, gen int, addr string, every, limit time.Duration, out chan<- probeResult) {
-	d := net.Dialer{Timeout: 250 * time.Millisecond}
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	deadline := time.NewTimer(limit)
-	defer deadline.Stop()
-	res := probeResult{id: id, gen: gen}
+// probe dials addr every ProbeInterval until it accepts a connection or
+// ProbeTimeout has passed, and sends res, its ok or err set, on w.probes.
+// When ctx is cancelled it stops and sends nothing. It runs on its own
+// goroutine and touches nothing of the watcher but cfg and probes.
+func (w *Watcher) probe(ctx context.Context, res probeResult, addr string) {
+	deadline := w.cfg.Clock.NewTimer(w.cfg.ProbeTimeout)
+	retry := w.cfg.Clock.NewTimer(w.cfg.ProbeInterval)
 	for res.err == nil {
-		c, err := d.DialContext(ctx, "tcp", addr)
+		c, err := w.cfg.Dial(ctx, "tcp", addr)
 		if err == nil {
 			c.Close()
 			res.ok = true
@@ -550,14 +581,24 @@ func probe(ctx context.Context, id string, gen int, addr string, every, limit ti
 		}
 		select {
 		case <-ctx.Done():
-			return
-		case <-deadline.C:
+			res.err = ctx.Err()
+		case <-deadline.C():
 			res.err = err
-		case <-tick.C:
+		case <-retry.C():
+			// Re-armed before the next dial, so that whoever drives the
+			// clock sees the probe waiting again as soon as it dialled.
+			retry.Reset(w.cfg.ProbeInterval)
 		}
 	}
+	// The timers are stopped before the outcome is reported, so that no
+	// timer of a finished probe is left armed once the watcher acts on it.
+	deadline.Stop()
+	retry.Stop()
+	if ctx.Err() != nil {
+		return
+	}
 	select {
-	case out <- res:
+	case w.probes <- res:
 	case <-ctx.Done():
 	}
 }
@@ -577,7 +618,9 @@ func (w *Watcher) probed(p probeResult) {
 	w.setRoutable(e)
 }
 
-// stopProbes cancels every probe; the containers stay out of selection
+// stopProbes cancels every probe and waits for their goroutines to end,
+// so that none outlives its session (or Run) and none holds a timer once
+// the watcher waits to reconnect. The containers stay out of selection
 // until a refresh probes them again.
 func (w *Watcher) stopProbes() {
 	for _, e := range w.entries {
@@ -586,6 +629,7 @@ func (w *Watcher) stopProbes() {
 			e.probing = nil
 		}
 	}
+	w.probers.Wait()
 }
 
 func (w *Watcher) setRoutable(e *entry) {
@@ -621,25 +665,61 @@ func (w *Watcher) drop(id, reason string) {
 	}
 }
 
-// armHold sets t to fire at the earliest end of a kill hold.
-func (w *Watcher) armHold(t *time.Timer) {
+// nextHoldEnd returns the earliest end of a kill hold, or the zero time
+// when no hold runs.
+func (w *Watcher) nextHoldEnd() time.Time {
 	var next time.Time
 	for _, e := range w.entries {
 		if !e.holdEnd.IsZero() && (next.IsZero() || e.holdEnd.Before(next)) {
 			next = e.holdEnd
 		}
 	}
-	if next.IsZero() {
-		t.Reset(time.Hour)
-		return
+	return next
+}
+
+// holdTimer fires at the earliest end of the kill holds. It is armed only
+// when that end changes, not at every event, and holds no timer while no
+// hold runs. It is used by the session's goroutine only.
+type holdTimer struct {
+	clock clock.Clock
+	t     clock.Timer // made at the first hold
+	at    time.Time   // the end t is armed for; zero when not armed
+}
+
+// arm makes the timer fire at end (the zero time: never) and returns the
+// channel it fires on, nil when it is not armed.
+func (h *holdTimer) arm(end time.Time) <-chan time.Time {
+	if !end.Equal(h.at) {
+		h.at = end
+		switch {
+		case end.IsZero():
+			h.t.Stop()
+		case h.t == nil:
+			h.t = h.clock.NewTimer(max(end.Sub(h.clock.Now()), 0))
+		default:
+			h.t.Reset(max(end.Sub(h.clock.Now()), 0))
+		}
 	}
-	t.Reset(max(time.Until(next), 0))
+	if h.at.IsZero() {
+		return nil
+	}
+	return h.t.C()
+}
+
+// fired records that the timer's value was received: it is not armed any
+// more.
+func (h *holdTimer) fired() { h.at = time.Time{} }
+
+func (h *holdTimer) stop() {
+	if h.t != nil {
+		h.t.Stop()
+	}
 }
 
 // releaseHolds looks again at containers still running long after a
 // terminating signal: the process ignored it, so they are routed again.
 func (w *Watcher) releaseHolds(ctx context.Context) error {
-	now := time.Now()
+	now := w.cfg.Clock.Now()
 	for id, e := range w.entries {
 		if !e.holdEnd.IsZero() && !now.Before(e.holdEnd) {
 			e.holdEnd = time.Time{}
@@ -744,6 +824,8 @@ func short(id string) string {
 	return id
 }
 
+// jitter returns a random duration between d/2 and d, so that many
+// watchers that lost the same engine do not retry in step.
 func jitter(d time.Duration) time.Duration {
-	return d/2 + time.Duration(time.Now().UnixNano()%int64(d/2+1))
+	return d/2 + rand.N(d/2+1)
 }
