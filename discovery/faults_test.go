@@ -11,6 +11,7 @@ import (
 
 	"github.com/wharflb/wharf/internal/dockertest"
 	"github.com/wharflb/wharf/internal/faultproxy"
+	"github.com/wharflb/wharf/internal/testutil"
 )
 
 // Backoff of the Watchers under engine faults: short, so that the tests
@@ -74,7 +75,7 @@ func TestStreamFaults(t *testing.T) {
 				if n := tc.fault(p); n < 1 {
 					t.Fatalf("round %d: the fault hit %d connections", round, n)
 				}
-				h.logs.wait(t, round, routeTimeout, "info", "reconnected to the Docker engine")
+				h.logs.Wait(t, round, routeTimeout, "info", "reconnected to the Docker engine")
 				sentinel(t, cli, h, net, img)
 				for i, s := range h.rec.all()[n0:] {
 					if _, in := s.find(a.ID); !in {
@@ -83,8 +84,8 @@ func TestStreamFaults(t *testing.T) {
 					}
 				}
 			}
-			if errs := h.logs.lines("error"); len(errs) != rounds {
-				t.Errorf("%d error lines, want %d (one per outage):\n%s", len(errs), rounds, raws(errs))
+			if errs := h.logs.Lines("error"); len(errs) != rounds {
+				t.Errorf("%d error lines, want %d (one per outage):\n%s", len(errs), rounds, testutil.Raws(errs))
 			} else {
 				for _, l := range errs {
 					if !strings.Contains(l.Message, "events stream") {
@@ -92,11 +93,11 @@ func TestStreamFaults(t *testing.T) {
 					}
 				}
 			}
-			if rec := h.logs.lines("info", "reconnected"); len(rec) != rounds {
-				t.Errorf("%d recovery lines, want %d:\n%s", len(rec), rounds, raws(rec))
+			if rec := h.logs.Lines("info", "reconnected"); len(rec) != rounds {
+				t.Errorf("%d recovery lines, want %d:\n%s", len(rec), rounds, testutil.Raws(rec))
 			}
-			if warns := h.logs.lines("warn"); len(warns) != 1 || !strings.Contains(warns[0].Raw, bad.Name) {
-				t.Errorf("warnings, want one naming %s:\n%s", bad.Name, raws(warns))
+			if warns := h.logs.Lines("warn"); len(warns) != 1 || !strings.Contains(warns[0].Raw, bad.Name) {
+				t.Errorf("warnings, want one naming %s:\n%s", bad.Name, testutil.Raws(warns))
 			}
 		})
 	}
@@ -132,10 +133,10 @@ func TestEngineOutage(t *testing.T) {
 
 			down := time.Now()
 			tc.down(p)
-			h.logs.wait(t, 1, routeTimeout, "error")
+			h.logs.Wait(t, 1, routeTimeout, "error")
 			added := dockertest.Run(t, cli, dockertest.ContainerOptions{Image: img, Network: net, Labels: enabled(TestwebPort)})
 			old.Remove()
-			h.logs.wait(t, 1, routeTimeout, "debug", "engine still unreachable",
+			h.logs.Wait(t, 1, routeTimeout, "debug", "engine still unreachable",
 				fmt.Sprintf(`"retry_in":%d`, faultBackoffMax.Milliseconds()))
 			if n := h.rec.count(); n != n0 {
 				t.Errorf("%d sets published during the outage, want none:\n%s", n-n0, h.rec.dump())
@@ -164,21 +165,21 @@ func TestEngineOutage(t *testing.T) {
 			// (the events stream breaking, or an inspect of a container
 			// whose event arrived just then); the retries, at debug, say
 			// why they fail.
-			errs := h.logs.lines("error")
+			errs := h.logs.Lines("error")
 			if len(errs) != 1 || !strings.Contains(errs[0].Raw, "engine") {
-				t.Errorf("outage logged as, want one line naming the engine:\n%s", raws(errs))
+				t.Errorf("outage logged as, want one line naming the engine:\n%s", testutil.Raws(errs))
 			}
 
-			if rec := h.logs.lines("info", "reconnected"); len(rec) != 1 {
-				t.Errorf("%d recovery lines, want 1:\n%s", len(rec), raws(rec))
+			if rec := h.logs.Lines("info", "reconnected"); len(rec) != 1 {
+				t.Errorf("%d recovery lines, want 1:\n%s", len(rec), testutil.Raws(rec))
 			}
-			if warns := h.logs.lines("warn"); len(warns) != 0 {
-				t.Errorf("warnings during an outage:\n%s", raws(warns))
+			if warns := h.logs.Lines("warn"); len(warns) != 0 {
+				t.Errorf("warnings during an outage:\n%s", testutil.Raws(warns))
 			}
 			// Retries: logged at debug only, with a delay that doubles up
 			// to the cap.
 			var delays []time.Duration
-			for _, l := range h.logs.lines("debug", "engine still unreachable") {
+			for _, l := range h.logs.Lines("debug", "engine still unreachable") {
 				d, _ := l.Fields["retry_in"].(float64) // zerolog writes durations in ms
 				delays = append(delays, time.Duration(d*float64(time.Millisecond)))
 			}
@@ -211,9 +212,9 @@ func TestStreamCutWhileProbing(t *testing.T) {
 	h := startWatcher(t, pcli, Config{Network: net, BackoffMin: faultBackoffMin, BackoffMax: faultBackoffMax})
 	c := dockertest.Run(t, cli, dockertest.ContainerOptions{Image: img, Network: net, Labels: enabled(TestwebPort),
 		Cmd: []string{"--listen-after", "2s"}})
-	h.logs.wait(t, 1, routeTimeout, "debug", `"action":"start"`, c.Name)
+	h.logs.Wait(t, 1, routeTimeout, "debug", `"action":"start"`, c.Name)
 	p.Cut()
-	h.logs.wait(t, 1, routeTimeout, "info", "reconnected")
+	h.logs.Wait(t, 1, routeTimeout, "info", "reconnected")
 	in, _ := h.rec.waitIn(t, c.ID, true, routeTimeout)
 	if listening := time.Unix(0, get(t, c.Addr(net, TestwebPort)).Listening); in.at.Before(listening) {
 		t.Errorf("routed before its port accepted connections")

@@ -1,10 +1,7 @@
 package discovery
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -18,108 +15,13 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/wharflb/wharf/internal/dockertest"
+	"github.com/wharflb/wharf/internal/testutil"
 	"github.com/wharflb/wharf/lb"
 )
 
 // The Docker tests of this file's package run against the real engine; see
 // internal/dockertest.
 func TestMain(m *testing.M) { dockertest.Main(m) }
-
-// logBuffer collects a Watcher's JSON log lines. The zero value is ready
-// to use.
-type logBuffer struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	written chan struct{} // closed and replaced at every write
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.written != nil {
-		close(l.written)
-		l.written = nil
-	}
-	return l.buf.Write(p)
-}
-
-// writes returns a channel closed at the next write.
-func (l *logBuffer) writes() <-chan struct{} {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.written == nil {
-		l.written = make(chan struct{})
-	}
-	return l.written
-}
-
-// wait waits until the log has n lines at level containing every one of
-// words and returns them, failing t after timeout.
-func (l *logBuffer) wait(t testing.TB, n int, timeout time.Duration, level string, words ...string) []logLine {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		written := l.writes()
-		if ls := l.lines(level, words...); len(ls) >= n {
-			return ls
-		}
-		select {
-		case <-written:
-		case <-deadline.C:
-			t.Fatalf("%d %s lines with %q after %s, want %d; log:\n%s",
-				len(l.lines(level, words...)), level, words, timeout, n, l.String())
-		}
-	}
-}
-
-// logLine is one decoded log line.
-type logLine struct {
-	Level   string         `json:"level"`
-	Message string         `json:"message"`
-	Fields  map[string]any `json:"-"`
-	Raw     string         `json:"-"`
-}
-
-// lines returns the lines at level whose text contains every one of words.
-func (l *logBuffer) lines(level string, words ...string) []logLine {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []logLine
-	sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var rec logLine
-		if json.Unmarshal(sc.Bytes(), &rec) != nil || (level != "" && rec.Level != level) {
-			continue
-		}
-		rec.Raw = sc.Text()
-		json.Unmarshal(sc.Bytes(), &rec.Fields)
-		ok := true
-		for _, w := range words {
-			ok = ok && strings.Contains(rec.Raw, w)
-		}
-		if ok {
-			out = append(out, rec)
-		}
-	}
-	return out
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func raws(ls []logLine) string {
-	var b strings.Builder
-	for _, l := range ls {
-		b.WriteString(l.Raw)
-		b.WriteByte('\n')
-	}
-	return b.String()
-}
 
 // snapshot is one set the Watcher published, and when.
 type snapshot struct {
@@ -443,7 +345,7 @@ func (d *delayEngine) firstRelease(t testing.TB, timeout time.Duration) time.Tim
 type harness struct {
 	w    *Watcher
 	rec  *recorder
-	logs *logBuffer
+	logs *testutil.LogBuffer
 	// stop cancels Run's context and waits for Run to return, failing the
 	// test after 10s; it is called again, harmlessly, when the test ends.
 	stop func()
@@ -463,7 +365,7 @@ func startWatcher(t testing.TB, engine Engine, cfg Config) *harness {
 // debug level into the harness.
 func runWatcher(t testing.TB, engine Engine, cfg Config) *harness {
 	t.Helper()
-	h := &harness{rec: newRecorder(), logs: &logBuffer{}}
+	h := &harness{rec: newRecorder(), logs: &testutil.LogBuffer{}}
 	cfg.Log = zerolog.New(h.logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()
 	h.w = New(engine, cfg, h.rec.publish)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/wharflb/wharf/internal/dockertest"
+	"github.com/wharflb/wharf/internal/testutil"
 	"github.com/wharflb/wharf/lb"
 	"github.com/wharflb/wharf/proxy"
 )
@@ -173,7 +174,7 @@ func runLane(t *testing.T, cli *client.Client, img string, n int) []cycleResult 
 	evs := watchEvents(t, cli)
 	bal := lb.New(lb.OnRemove(proxy.ClosePeer))
 	rec := newRecorder()
-	logs := &logBuffer{}
+	logs := &testutil.LogBuffer{}
 	w := New(cli, Config{Network: net, Log: zerolog.New(logs).Level(zerolog.InfoLevel)}, func(set []lb.Backend) {
 		bal.Update("docker", set)
 		rec.publish(set)

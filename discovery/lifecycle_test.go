@@ -12,6 +12,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/wharflb/wharf/internal/dockertest"
+	"github.com/wharflb/wharf/internal/testutil"
 )
 
 // Bounds of the lifecycle tests. They are generous on purpose: the tests
@@ -295,12 +296,12 @@ func TestBadLabelWarnedOnce(t *testing.T) {
 			t.Fatalf("the container with a bad label was routed: %v", s.names())
 		}
 	}
-	warns := h.logs.lines("warn", bad.Name, "lb.weight", "abc")
+	warns := h.logs.Lines("warn", bad.Name, "lb.weight", "abc")
 	if len(warns) != 1 {
-		t.Fatalf("%d warnings naming %s, lb.weight and abc, want 1:\n%s", len(warns), bad.Name, raws(warns))
+		t.Fatalf("%d warnings naming %s, lb.weight and abc, want 1:\n%s", len(warns), bad.Name, testutil.Raws(warns))
 	}
-	if all := h.logs.lines("warn"); len(all) != 1 {
-		t.Errorf("%d warnings in all, want 1:\n%s", len(all), raws(all))
+	if all := h.logs.Lines("warn"); len(all) != 1 {
+		t.Errorf("%d warnings in all, want 1:\n%s", len(all), testutil.Raws(all))
 	}
 	if got := seq(h.rec.transitions(good.ID, 0)); got != "out,in" {
 		t.Errorf("the good neighbour's membership %s, want out,in", got)

@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/wharflb/wharf/internal/clock"
+	"github.com/wharflb/wharf/internal/testutil"
 )
 
 // The tests of this file drive the Watcher's state machine on a scripted
@@ -433,7 +434,7 @@ func TestMachineProbe(t *testing.T) {
 		m.send("a", "start")
 		e.waitDialed(t, "a", 1)
 		m.advance(machineProbeTimeout, 2, "the probe's deadline and retry")
-		warns := m.logs.wait(t, 1, machineWait, "warn", "port never accepted")
+		warns := m.logs.Wait(t, 1, machineWait, "warn", "port never accepted")
 		if w := warns[0].Raw; !strings.Contains(w, `"container":"a"`) || !strings.Contains(w, "192.0.2.1:8080") ||
 			!strings.Contains(w, "within 30s") {
 			t.Errorf("warning %s: want the container, its address and the timeout", w)
@@ -443,7 +444,7 @@ func TestMachineProbe(t *testing.T) {
 		m.send("a", "restart")
 		m.want("a")
 		m.wantHistory("", "a")
-		if n := len(m.logs.lines("warn")); n != 1 {
+		if n := len(m.logs.Lines("warn")); n != 1 {
 			t.Errorf("%d warnings, want 1", n)
 		}
 	})
@@ -564,8 +565,8 @@ func TestMachineBadLabelWarnedOnce(t *testing.T) {
 		m.send("bad", action)
 	}
 	m.wantHistory("a")
-	if warns := m.logs.lines("warn"); len(warns) != 1 || !strings.Contains(warns[0].Raw, `"container":"bad"`) {
-		t.Errorf("warnings, want one naming bad:\n%s", raws(warns))
+	if warns := m.logs.Lines("warn"); len(warns) != 1 || !strings.Contains(warns[0].Raw, `"container":"bad"`) {
+		t.Errorf("warnings, want one naming bad:\n%s", testutil.Raws(warns))
 	}
 }
 
@@ -579,16 +580,16 @@ func TestMachineStreamCut(t *testing.T) {
 		e := engineWith("a", "b", "c")
 		m := startMachine(t, e, "a", "b", "c")
 		e.cut(t, cut)
-		m.logs.wait(t, 1, machineWait, "error", "events stream")
+		m.logs.Wait(t, 1, machineWait, "error", "events stream")
 		m.armed(1)
 		m.advance(machineBackoffMin, 1, "the first retry")
-		m.logs.wait(t, 1, machineWait, "info", "reconnected")
+		m.logs.Wait(t, 1, machineWait, "info", "reconnected")
 		m.wantHistory("a b c")
 		if n := m.w.Resyncs(); n != 2 {
 			t.Errorf("%d resyncs, want 2", n)
 		}
-		if errs := m.logs.lines("error"); len(errs) != 1 {
-			t.Errorf("%d error lines, want 1:\n%s", len(errs), raws(errs))
+		if errs := m.logs.Lines("error"); len(errs) != 1 {
+			t.Errorf("%d error lines, want 1:\n%s", len(errs), testutil.Raws(errs))
 		}
 	})
 	t.Run("engine away: backoff to the cap, resync to what changed", func(t *testing.T) {
@@ -596,7 +597,7 @@ func TestMachineStreamCut(t *testing.T) {
 		m := startMachine(t, e, "a", "b", "c")
 		e.setDown(&net.OpError{Op: "dial", Net: "unix", Err: syscall.ECONNREFUSED})
 		e.cut(t, cut)
-		m.logs.wait(t, 1, machineWait, "error", "events stream")
+		m.logs.Wait(t, 1, machineWait, "error", "events stream")
 		e.remove("b")
 		e.set("c", paused)
 		e.add("d", enabled("8080"), "web")
@@ -618,25 +619,25 @@ func TestMachineStreamCut(t *testing.T) {
 		m.wantHistory("a b c", "a", "a d")
 
 		var logged []time.Duration
-		for _, l := range m.logs.lines("debug", "engine still unreachable") {
+		for _, l := range m.logs.Lines("debug", "engine still unreachable") {
 			ms, _ := l.Fields["retry_in"].(float64)
 			logged = append(logged, time.Duration(ms*float64(time.Millisecond)))
 		}
 		if want := delays[1:]; !slices.Equal(logged, want) {
 			t.Errorf("retries logged with delays %v, want %v", logged, want)
 		}
-		if errs := m.logs.lines("error"); len(errs) != 1 {
-			t.Errorf("%d error lines, want 1:\n%s", len(errs), raws(errs))
+		if errs := m.logs.Lines("error"); len(errs) != 1 {
+			t.Errorf("%d error lines, want 1:\n%s", len(errs), testutil.Raws(errs))
 		}
-		rec := m.logs.lines("info", "reconnected")
+		rec := m.logs.Lines("info", "reconnected")
 		if len(rec) != 1 {
-			t.Fatalf("%d recovery lines, want 1:\n%s", len(rec), raws(rec))
+			t.Fatalf("%d recovery lines, want 1:\n%s", len(rec), testutil.Raws(rec))
 		}
 		if ms, _ := rec[0].Fields["outage"].(float64); time.Duration(ms*float64(time.Millisecond)) != outage {
 			t.Errorf("outage logged as %vms, want %v", ms, outage)
 		}
-		if warns := m.logs.lines("warn"); len(warns) != 0 {
-			t.Errorf("warnings during an outage:\n%s", raws(warns))
+		if warns := m.logs.Lines("warn"); len(warns) != 0 {
+			t.Errorf("warnings during an outage:\n%s", testutil.Raws(warns))
 		}
 	})
 	t.Run("cut while probing: probed again after the resync", func(t *testing.T) {
@@ -647,7 +648,7 @@ func TestMachineStreamCut(t *testing.T) {
 		m.send("d", "start")
 		e.waitDialed(t, "d", 1)
 		e.cut(t, cut)
-		m.logs.wait(t, 1, machineWait, "error", "events stream")
+		m.logs.Wait(t, 1, machineWait, "error", "events stream")
 		m.armed(1) // the backoff alone: the probe ended with its session
 		e.set("d", accepting)
 		m.advance(machineBackoffMin, 1, "the first retry")

@@ -17,14 +17,10 @@ import (
 // Errors that name the fix: each situation a user meets when wiring wharf
 // to Docker ends in a log line that says what to do.
 
-// waitLog polls the log until a line of level contains every word.
+// waitLog waits until a line of level contains every word.
 func waitLog(t *testing.T, logs *testutil.LogBuffer, level string, words ...string) string {
 	t.Helper()
-	var found []testutil.LogLine
-	if !testutil.Poll(15*time.Second, func() bool { found = logs.Lines(level, words...); return len(found) > 0 }) {
-		t.Fatalf("no %s line with %q; logs:\n%s", level, words, logs.String())
-	}
-	return found[0].Raw
+	return logs.Wait(t, 1, 15*time.Second, level, words...)[0].Raw
 }
 
 func TestErrorSocketMissing(t *testing.T) {

@@ -25,14 +25,50 @@ import (
 // LogBuffer collects JSON log lines, as zerolog writes them. It is safe
 // for concurrent use: the code under test writes while the test reads.
 type LogBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	written chan struct{} // closed and replaced at every write
 }
 
 func (l *LogBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.written != nil {
+		close(l.written)
+		l.written = nil
+	}
 	return l.buf.Write(p)
+}
+
+// writes returns a channel closed at the next write.
+func (l *LogBuffer) writes() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.written == nil {
+		l.written = make(chan struct{})
+	}
+	return l.written
+}
+
+// Wait waits until the log holds n lines at level ("" for any) that
+// contain every one of words, and returns them; it fails t, showing the
+// log, when timeout passes first. It wakes at each write, not on a timer.
+func (l *LogBuffer) Wait(t testing.TB, n int, timeout time.Duration, level string, words ...string) []LogLine {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		written := l.writes()
+		if ls := l.Lines(level, words...); len(ls) >= n {
+			return ls
+		}
+		select {
+		case <-written:
+		case <-deadline.C:
+			t.Fatalf("%d %s lines with %q after %s, want %d; log:\n%s",
+				len(l.Lines(level, words...)), level, words, timeout, n, l.String())
+		}
+	}
 }
 
 // LogLine is one decoded log line.

@@ -59,3 +59,17 @@ func TestBackendAnswersItsName(t *testing.T) {
 		t.Errorf("answer %q after %d hits, want web1 after 1", body, b.Hits.Load())
 	}
 }
+
+func TestLogBufferWaitWakesOnWrite(t *testing.T) {
+	var l LogBuffer
+	started := make(chan struct{})
+	go func() {
+		<-started
+		io.WriteString(&l, `{"level":"info","message":"one"}`+"\n")
+		io.WriteString(&l, `{"level":"info","message":"two"}`+"\n")
+	}()
+	close(started)
+	if got := l.Wait(t, 2, time.Minute, "info"); len(got) != 2 || got[1].Message != "two" {
+		t.Fatalf("Wait = %+v, want the two lines", got)
+	}
+}
