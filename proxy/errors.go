@@ -24,6 +24,7 @@ func writeError(w http.ResponseWriter, status int, msg, service string) {
 // Messages of wharf's own answers.
 const (
 	msgNoRoute    = "no service matches this request"
+	msgAboveRoot  = "the path climbs above the root"
 	msgNoPeer     = "service unavailable: no peer is ready"
 	msgAllFailed  = "bad gateway: every attempt to reach a peer failed"
 	msgBadRequest = "bad request"

@@ -261,8 +261,13 @@ type exchangeState struct {
 	parser httpwire.Parser
 	req    httpwire.Request
 
-	target  []byte // scratch for a rewritten request-target
-	hashBuf [64]byte
+	target []byte // scratch for a rewritten request-target
+	norm   []byte // scratch for a normalized path (normalizePath)
+	// route is the path the request was routed by: its path as received,
+	// or normalized into norm (normalized is then true).
+	route      []byte
+	normalized bool
+	hashBuf    [64]byte
 
 	logMethod, logPath, logHost string // for the access log only
 	tried                       [8]*lb.Peer
@@ -424,8 +429,19 @@ func (c *fastConn) exchange() bool {
 		// Copied now: the head's bytes may be overwritten by the body.
 		x.logMethod, x.logPath, x.logHost = string(req.Method), string(pathOnly(req.Path)), string(req.Host)
 	}
-	host, path := req.Host, req.Path
-	pool := c.s.router.Route(bstring(host), bstring(pathOnly(path)))
+	raw := pathOnly(req.Path)
+	route, ok := normalizePath(x.norm[:0], raw)
+	if !ok {
+		c.discardBody()
+		c.writeError(400, msgAboveRoot, "", true)
+		c.accessLog(nil, 400, nil, start)
+		return false
+	}
+	x.route, x.normalized = route, len(route) > 0 && len(raw) > 0 && &route[0] != &raw[0]
+	if x.normalized {
+		x.norm = route // keep what it grew to
+	}
+	pool := c.s.router.Route(bstring(req.Host), bstring(route))
 	if pool == nil {
 		c.s.stats.NoRoute.Add(1)
 		keep := c.discardBody()

@@ -194,9 +194,14 @@ func (f *forwarding) prepare() error {
 var continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 
 // target is the request-target sent upstream: origin-form, with the
-// service's prefix removed when lb.path.strip is set.
+// service's prefix removed when lb.path.strip is set. Without strip the
+// target goes as received, as nginx's proxy_pass without a URI sends it:
+// it was routed by its normalized path, which a peer that resolves dot
+// segments itself reaches too. With strip the prefix is removed from the
+// normalized path, re-escaped, as nginx does for proxy_pass with a URI.
 func (f *forwarding) target() []byte {
-	p := f.c.x.req.Path
+	x := f.c.x
+	p := x.req.Path
 	if len(p) == 0 {
 		return []byte("/")
 	}
@@ -208,13 +213,22 @@ func (f *forwarding) target() []byte {
 	if prefix[len(prefix)-1] == '/' {
 		prefix = prefix[:len(prefix)-1]
 	}
-	rest := p[min(len(prefix), len(p)):]
-	t := f.c.x.target[:0]
+	path, query := pathOnly(p), p[len(pathOnly(p)):]
+	if x.normalized {
+		path = x.route
+	}
+	rest := path[min(len(prefix), len(path)):]
+	t := x.target[:0]
 	if len(rest) == 0 || rest[0] != '/' {
 		t = append(t, '/')
 	}
-	t = append(t, rest...)
-	f.c.x.target = t
+	if x.normalized {
+		t = appendEscapedPath(t, rest)
+	} else {
+		t = append(t, rest...)
+	}
+	t = append(t, query...)
+	x.target = t
 	return t
 }
 

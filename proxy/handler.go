@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -80,7 +81,15 @@ func attemptOf(r *http.Request) *attempt { return r.Context().Value(attemptKey{}
 // ServeHTTP routes r and forwards it, trying peers until one answers.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	pool := h.router.Route(r.Host, r.URL.Path)
+	route, ok := normalizePath(nil, []byte(r.URL.EscapedPath()))
+	if !ok {
+		writeError(w, http.StatusBadRequest, msgAboveRoot, "")
+		h.accessLog(r, nil, http.StatusBadRequest, nil, 0, start)
+		return
+	}
+	// The path routed by is the one a stripped prefix is taken from.
+	r = r.WithContext(context.WithValue(r.Context(), routePathKey{}, string(route)))
+	pool := h.router.Route(r.Host, string(route))
 	if pool == nil {
 		h.stats.NoRoute.Add(1)
 		writeError(w, http.StatusNotFound, msgNoRoute, "")
@@ -288,8 +297,11 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	}
 	out.Host = in.Host
 	if r := a.pool.Rules(); r.StripPrefix && r.PathPrefix != "" && r.PathPrefix != "/" {
-		out.URL.Path = stripPrefix(in.URL.Path, r.PathPrefix)
-		out.URL.RawPath = ""
+		rest := stripPrefix(in.Context().Value(routePathKey{}).(string), r.PathPrefix)
+		out.URL.Path, out.URL.RawPath = "", string(appendEscapedPath(nil, []byte(rest)))
+		if p, err := url.PathUnescape(out.URL.RawPath); err == nil {
+			out.URL.Path = p
+		}
 	}
 	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
 		if prior := in.Header.Values("X-Forwarded-For"); len(prior) > 0 {
@@ -307,6 +319,10 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 		out.Header.Set("X-Forwarded-Proto", "http")
 	}
 }
+
+// routePathKey is the context key of the normalized path a request was
+// routed by (normalizePath).
+type routePathKey struct{}
 
 func stripPrefix(path, prefix string) string {
 	rest := strings.TrimPrefix(path, strings.TrimSuffix(prefix, "/"))

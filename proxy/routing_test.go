@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -84,6 +85,65 @@ func TestUnixSocketUpstream(t *testing.T) {
 		}
 		if s := strings.Join(got, " "); s != "tcp unix tcp unix" {
 			t.Fatalf("got %s", s)
+		}
+	})
+}
+
+// TestRoutingNormalizesPath routes by the path as nginx reads it: escapes
+// decoded, dot segments resolved. A request that only looks as if it were
+// under a service's prefix does not reach that service; one that climbs
+// above the root is refused.
+func TestRoutingNormalizesPath(t *testing.T) {
+	svc := func(name, prefix string, strip bool) lb.Backend {
+		b := newBackend(t, name, func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "%s %s", name, r.RequestURI)
+		}).backend(1)
+		b.ID, b.Service = name, name
+		b.Rules = lb.Rules{PathPrefix: prefix, StripPrefix: strip}
+		return b
+	}
+	// No catch-all: a path outside both prefixes has no service.
+	backends := []lb.Backend{svc("api", "/api", false), svc("static", "/static", true)}
+	tests := []struct {
+		target string
+		status int
+		want   string
+	}{
+		{"/api/users", 200, "api /api/users"},
+		{"/api/../secret", 404, ""},
+		{"/api/%2e%2e/secret", 404, ""},
+		{"/api/..%2fsecret", 404, ""},
+		{"/api/x/..%2F..%2Fsecret", 404, ""},
+		{"/../secret", 400, ""},
+		{"/%2e%2e/api/x", 400, ""},
+		// Routed by the normalized path; sent as received without strip.
+		{"/%61pi/users", 200, "api /%61pi/users"},
+		{"//api/./users", 200, "api //api/./users"},
+		// With strip, the prefix comes off the normalized path, re-escaped.
+		{"/static/./css/../app.css?v=2", 200, "static /app.css?v=2"},
+		{"/static/a%3Fb", 200, "static /a%3Fb"},
+		{"/static/a%2fb", 200, "static /a/b"},
+	}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		url, _ := e.start(t, Config{}, backends...)
+		addr := strings.TrimPrefix(url, "http://")
+		for _, tt := range tests {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", tt.target)
+			res, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				c.Close()
+				t.Fatalf("%s: %v", tt.target, err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			c.Close()
+			if res.StatusCode != tt.status || tt.status == 200 && string(b) != tt.want {
+				t.Errorf("%s: %d %q, want %d %q", tt.target, res.StatusCode, b, tt.status, tt.want)
+			}
 		}
 	})
 }
