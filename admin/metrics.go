@@ -20,6 +20,7 @@ type DiscoveryStats interface {
 // Sources are the counters /metrics reads besides the balancer's.
 type Sources struct {
 	NoRoute   func() uint64  // requests that matched no service
+	Shortage  func() uint64  // requests refused for wharf's own lack of descriptors or memory
 	Discovery DiscoveryStats // nil without Docker
 }
 
@@ -48,6 +49,8 @@ var (
 		"Requests answered 503 because no peer of the service was available.", []string{"service"}, nil)
 	descNoRoute = prometheus.NewDesc("wharf_no_route_total",
 		"Requests answered 404 because no service matched.", nil, nil)
+	descShortage = prometheus.NewDesc("wharf_shortage_total",
+		"Requests answered 503 because wharf had no file descriptor or memory to reach a peer; not counted against the peer.", nil, nil)
 	descPeers = prometheus.NewDesc("wharf_peers",
 		"Peers by service and state.", []string{"service", "state"}, nil)
 
@@ -81,7 +84,7 @@ type collector struct {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descDuration, descRetries, descNoPeer, descNoRoute, descPeers,
+	for _, d := range []*prometheus.Desc{descRequests, descDuration, descRetries, descNoPeer, descNoRoute, descShortage, descPeers,
 		descPeerAttempts, descPeerFailures, descPeerInFlight, descPeerDuration, descPeerWeight, descPeerUp,
 		descEvents, descResyncs, descEngineUp} {
 		ch <- d
@@ -137,6 +140,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.src.NoRoute != nil {
 		counter(descNoRoute, c.src.NoRoute())
+	}
+	if c.src.Shortage != nil {
+		counter(descShortage, c.src.Shortage())
 	}
 	if d := c.src.Discovery; d != nil {
 		counter(descEvents, d.EventsApplied())

@@ -99,6 +99,12 @@ func (p *Peer) End(failed bool, now int64) {
 	p.succeed(now)
 }
 
+// Abandon ends an attempt started with Begin that wharf gave up before it
+// reached the peer, for a reason of its own (it had no file descriptor for
+// the connection): neither a failure nor a success of the peer, so its
+// passive health is left as it was.
+func (p *Peer) Abandon() { p.state.inflight.Add(-1) }
+
 // fail counts a failure within the fail_timeout window; max_fails failures in
 // one window take the peer out of selection for fail_timeout. A peer on
 // probation (just back from down) goes down again at its first failure, as

@@ -25,6 +25,7 @@ func writeError(w http.ResponseWriter, status int, msg, service string) {
 const (
 	msgNoRoute    = "no service matches this request"
 	msgAboveRoot  = "the path climbs above the root"
+	msgShortage   = "service unavailable: the proxy is short of connections"
 	msgNoPeer     = "service unavailable: no peer is ready"
 	msgAllFailed  = "bad gateway: every attempt to reach a peer failed"
 	msgBadRequest = "bad request"

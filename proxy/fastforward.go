@@ -47,6 +47,7 @@ type outcome int
 const (
 	answered      outcome = iota // the client got the peer's answer
 	failedEarly                  // no byte went to the client; err says why
+	shortage                     // wharf lacked a resource to reach the peer (localShortage)
 	retryStatus                  // a retry-on-status answer was dropped
 	clientGone                   // the client went away
 	brokenAnswer                 // the peer failed in the middle of its answer
@@ -105,6 +106,12 @@ func (f *forwarding) run() (int, bool) {
 		case badRequestErr:
 			c.writeError(400, msgBadRequest+": "+err.Error(), f.pool.Name(), true)
 			return 400, false
+		case shortage:
+			c.s.stats.Shortage.Add(1)
+			c.s.stats.shortageLog.note(c.s.cfg.Log, err)
+			keep := f.finishBody()
+			c.writeError(503, msgShortage, f.pool.Name(), !keep)
+			return 503, keep
 		case retryStatus:
 			continue
 		}
@@ -322,11 +329,18 @@ func (f *forwarding) attempt(peer *lb.Peer, swallow bool) (status int, keep bool
 	answer := 0
 	defer func() {
 		f.end = time.Now()
+		if out == shortage {
+			peer.Abandon()
+			return
+		}
 		peer.Answered(answer, f.end.Sub(start))
 		peer.End(failed, f.pool.Now())
 	}()
 
 	up, res, rbuf, err := f.roundTrip(pool, false)
+	if up == nil && localShortage(err) {
+		return 0, false, shortage, err
+	}
 	if up == nil {
 		if errors.Is(err, errClientClosed) {
 			failed = false
@@ -357,6 +371,9 @@ func (f *forwarding) attempt(peer *lb.Peer, swallow bool) (status int, keep bool
 				return 0, false, failedEarly, err
 			}
 			if up, res, rbuf, err = f.roundTrip(pool, true); up == nil {
+				if localShortage(err) {
+					return 0, false, shortage, err
+				}
 				return 0, false, failedEarly, err
 			}
 		}

@@ -36,6 +36,11 @@ type Handler struct {
 // Stats are the proxy's counters that belong to no service.
 type Stats struct {
 	NoRoute atomic.Uint64 // requests answered 404: no service matched
+	// Shortage counts requests answered 503 because wharf lacked a file
+	// descriptor or memory to reach a peer (see localShortage).
+	Shortage atomic.Uint64
+
+	shortageLog shortageLog
 }
 
 // Stats returns the handler's counters.
@@ -162,6 +167,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, pool *lb.Pool) (
 			return 0, tried // the client went away: nobody to answer
 		case a.wrote:
 			return a.answered, tried // too late to retry: the client has part of an answer
+		case localShortage(a.err):
+			h.stats.Shortage.Add(1)
+			h.stats.shortageLog.note(h.cfg.Log, a.err)
+			writeError(w, http.StatusServiceUnavailable, msgShortage, pool.Name())
+			return http.StatusServiceUnavailable, tried
 		}
 		h.cfg.Log.Debug().Str("service", pool.Name()).Str("container", peer.Name).
 			Str("address", peer.Addr).Err(a.err).Msg("attempt failed")
@@ -223,7 +233,11 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, a *attempt) {
 		broke := recover()
 		a.peer.Answered(a.answered, time.Since(start))
 		failed := a.err != nil || !a.wrote || a.status != 0 || broke != nil
-		a.peer.End(failed && r.Context().Err() == nil, a.pool.Now())
+		if localShortage(a.err) {
+			a.peer.Abandon()
+		} else {
+			a.peer.End(failed && r.Context().Err() == nil, a.pool.Now())
+		}
 		if broke != nil {
 			panic(broke)
 		}
