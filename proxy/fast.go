@@ -36,6 +36,12 @@ type FastServer struct {
 	conns    map[*fastConn]struct{}
 	shutdown atomic.Bool
 	done     chan struct{} // closed when the last connection ends after shutdown
+
+	// freed receives when a connection ends, for an accept loop waiting
+	// for room under cfg.MaxConns.
+	freed chan struct{}
+	// capLog says once per shortageEvery that the cap was reached.
+	capLog atomic.Int64
 }
 
 // fastHooks are called at the moments that tests of the fast path wait
@@ -51,6 +57,9 @@ type fastHooks struct {
 	// and not yet used of a request head, or of a body when body is set.
 	// held is valid only during the call.
 	wait func(held []byte, body bool)
+	// atCap: the accept loop is at Config.MaxConns with n connections and
+	// waits for room. It runs on the accept loop's goroutine.
+	atCap func(n int)
 }
 
 // Buffer sizes. A request or response head must fit in a buffer; the
@@ -88,7 +97,8 @@ func NewFastServer(router Router, cfg Config, stats *Stats) *FastServer {
 	}
 	cfg.Timeouts = cfg.Timeouts.withDefaults()
 	return &FastServer{router: router, cfg: cfg, stats: stats,
-		lns: map[net.Listener]struct{}{}, conns: map[*fastConn]struct{}{}, done: make(chan struct{})}
+		lns: map[net.Listener]struct{}{}, conns: map[*fastConn]struct{}{}, done: make(chan struct{}),
+		freed: make(chan struct{}, 1)}
 }
 
 // Stats returns the server's counters.
@@ -121,6 +131,7 @@ func (s *FastServer) Serve(ln net.Listener) error {
 			return err
 		}
 		delay = 0
+		s.makeRoom()
 		fc := s.newConn(c)
 		if fc == nil {
 			c.Close()
@@ -221,12 +232,93 @@ func (s *FastServer) forget(c *fastConn) {
 		s.closeDone()
 	}
 	s.mu.Unlock()
+	select {
+	case s.freed <- struct{}{}:
+	default:
+	}
+}
+
+// reclaimRetry is how often an accept loop at the cap looks again for an
+// idle connection to close, when none ended meanwhile: connections that
+// were busy at the last look may have gone idle.
+const reclaimRetry = 50 * time.Millisecond
+
+// makeRoom returns once the connection just accepted fits under
+// cfg.MaxConns. At the cap it does what nginx does when its
+// worker_connections are not enough: it closes an idle keep-alive
+// connection to make room, and when every connection is busy it waits,
+// accepting nothing more, so that further clients wait in the listen
+// backlog instead of being accepted into a descriptor shortage that would
+// fail their requests and, worse, the dials to healthy peers. The one
+// connection accepted and waiting is all it holds beyond the cap.
+func (s *FastServer) makeRoom() {
+	max := s.cfg.MaxConns
+	if max <= 0 {
+		return
+	}
+	for {
+		s.mu.Lock()
+		n, closing := len(s.conns), 0
+		if n >= max {
+			for c := range s.conns {
+				if c.reclaimed.Load() {
+					closing++
+				}
+			}
+			// Close enough idle connections that those already closing
+			// make room for this one: first those that never sent a
+			// request (a flood of silent connections goes before the
+			// site's clients), then keep-alive ones.
+			for pass := 0; pass < 2 && n-closing >= max && !s.shutdown.Load(); pass++ {
+				for c := range s.conns {
+					if n-closing < max {
+						break
+					}
+					if c.idle.Load() && (pass == 1 || !c.served.Load()) && c.reclaimed.CompareAndSwap(false, true) {
+						c.shut(syscall.SHUT_RD) // its next read ends it, as Shutdown does
+						closing++
+						s.stats.Reclaimed.Add(1)
+					}
+				}
+			}
+		}
+		s.mu.Unlock()
+		if n < max || s.shutdown.Load() {
+			return
+		}
+		s.noteCap(n, closing)
+		if h := s.hooks.atCap; h != nil {
+			h(n)
+		}
+		t := time.NewTimer(reclaimRetry)
+		select {
+		case <-s.freed:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// noteCap logs, at most once per shortageEvery, that the cap was reached.
+func (s *FastServer) noteCap(n, closing int) {
+	now := time.Now().UnixNano()
+	last := s.capLog.Load()
+	if now-last < int64(shortageEvery) || !s.capLog.CompareAndSwap(last, now) {
+		return
+	}
+	s.cfg.Log.Warn().Int("max_conns", s.cfg.MaxConns).Int("connections", n).Int("closing_idle", closing).
+		Msg("client connections at --max-conns: closing idle keep-alive connections; new clients wait in the listen backlog while every connection is busy")
 }
 
 // fastConn is one client connection, served by one goroutine. While it
 // waits for a request it holds no buffer and no exchange state, only what
 // identifies the connection: that is what keeps an idle connection small.
 type fastConn struct {
+	// reclaimed is set when the server closes the connection, idle, to
+	// make room under Config.MaxConns; served once it has had a request,
+	// for connections that never sent one are closed first.
+	reclaimed, served atomic.Bool
+
 	s        *FastServer
 	c        net.Conn
 	sock     sockIO // writes to the client; reads are readOnce's
@@ -423,6 +515,9 @@ func (c *fastConn) close() {
 // the client connection may carry another request.
 func (c *fastConn) exchange() bool {
 	start := time.Now()
+	if !c.served.Load() {
+		c.served.Store(true)
+	}
 	x := c.x
 	req := &x.req
 	if c.s.cfg.AccessLog {

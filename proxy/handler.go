@@ -39,6 +39,9 @@ type Stats struct {
 	// Shortage counts requests answered 503 because wharf lacked a file
 	// descriptor or memory to reach a peer (see localShortage).
 	Shortage atomic.Uint64
+	// Reclaimed counts idle client connections closed to make room under
+	// Config.MaxConns.
+	Reclaimed atomic.Uint64
 
 	shortageLog shortageLog
 }

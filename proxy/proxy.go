@@ -49,6 +49,9 @@ type Config struct {
 	// Timeouts bound how long the proxy's connections may wait; the zero
 	// value means the defaults.
 	Timeouts Timeouts
+	// MaxConns bounds the client connections of the fast data path (see
+	// FastServer); 0 means no bound.
+	MaxConns int
 
 	// AccessLog logs one line per request at info level.
 	AccessLog bool

@@ -33,6 +33,7 @@ type config struct {
 	RetryOnStatus       []int
 	RetryBodyLimit      int64
 	ShutdownTimeout     time.Duration
+	MaxConns            int // 0: derived from the descriptor limit (defaultMaxConns)
 }
 
 // envName is the variable that stands for a flag: WHARF_ + NAME with - as _.
@@ -117,6 +118,14 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 		n, err := parseSize(s)
 		c.RetryBodyLimit = n
 		return err
+	})
+	fs.Func("max-conns", "client connections at most; beyond it idle keep-alive connections are closed, then new ones wait (default: half the file descriptor limit, less a reserve)", func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return errors.New("want a whole number, 0 or more (0: derived from the file descriptor limit)")
+		}
+		c.MaxConns = n
+		return nil
 	})
 	c.ShutdownTimeout = 30 * time.Second
 	fs.Func("shutdown-timeout", "how long in-flight requests may finish after SIGTERM (default 30s)", nonNegDuration(&c.ShutdownTimeout))

@@ -22,6 +22,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
+	"golang.org/x/net/netutil"
 
 	"github.com/wharflb/wharf/admin"
 	"github.com/wharflb/wharf/discovery"
@@ -129,7 +130,12 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		disc = w
 	}
 
+	maxConns := cfg.MaxConns
+	if maxConns == 0 {
+		maxConns = defaultMaxConns()
+	}
 	proxyCfg := proxy.Config{
+		MaxConns:            maxConns,
 		NextUpstreamTries:   cfg.NextUpstreamTries,
 		NextUpstreamTimeout: cfg.NextUpstreamTimeout,
 		RetryOnStatus:       cfg.RetryOnStatus,
@@ -150,6 +156,11 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 	switch {
 	case cfg.TLSCert != "" || cfg.Gzip:
 		engine = "net/http"
+		if maxConns > 0 {
+			// net/http closes no idle connection to make room: at the
+			// cap, new clients wait in the backlog until one ends.
+			ln = netutil.LimitListener(ln, maxConns)
+		}
 		var entry http.Handler = handler
 		if cfg.Gzip {
 			if entry, err = proxy.Gzip(handler, cfg.GzipTypes); err != nil {
@@ -190,7 +201,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 	}
 
 	ev := log.Info().Str("listen", scheme+"://"+ln.Addr().String()).Str("admin", cfg.AdminListen).
-		Int("static_peers", len(cfg.Upstreams)).Str("engine", engine).Str("version", versionString())
+		Int("static_peers", len(cfg.Upstreams)).Int("max_conns", maxConns).Str("engine", engine).Str("version", versionString())
 	if cfg.Network != "" {
 		ev = ev.Str("network", cfg.Network).Str("engine_version", engineVersion).Str("api_version", apiVersion)
 	}
