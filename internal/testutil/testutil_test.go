@@ -87,11 +87,14 @@ func TestLogBufferUntilWakesOnWrite(t *testing.T) {
 		state.Store(1)
 		io.WriteString(&l, `{"level":"info","message":"changed"}`+"\n")
 	}()
-	l.Until(t, time.Minute, "state not 1", func() bool {
+	ok := l.Until(time.Minute, func() bool {
 		select {
 		case looked <- struct{}{}:
 		default:
 		}
 		return state.Load() == 1
 	})
+	if !ok {
+		t.Fatal("Until false after the change was logged")
+	}
 }
