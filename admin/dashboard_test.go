@@ -259,7 +259,13 @@ func TestEventsStalledClient(t *testing.T) {
 	peer := bal.Table().Pool(lb.DefaultService).Peers()[0]
 	es := newEventStream(bal)
 	es.interval, es.writeLimit = time.Millisecond, 50*time.Millisecond
-	srv := httptest.NewServer(es)
+	// The handler says when the stream starts and when it has ended.
+	started, ended := make(chan struct{}, 1), make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		es.ServeHTTP(w, r)
+		ended <- struct{}{}
+	}))
 	defer srv.Close()
 
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
@@ -269,15 +275,28 @@ func TestEventsStalledClient(t *testing.T) {
 	defer conn.Close()
 	conn.(*net.TCPConn).SetReadBuffer(4096)
 	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: wharf\r\n\r\n") // and never read
-	testutil.Eventually(t, 5*time.Second, "stream not started", func() bool { return es.streams.Load() == 1 })
-	deadline := time.Now().Add(10 * time.Second)
-	for es.streams.Load() != 0 {
-		if time.Now().After(deadline) {
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("stream not started")
+	}
+	// Change the document as often as the stream can look, until the
+	// stream gives up on the client.
+	deadline := time.After(10 * time.Second)
+	for stalled := false; !stalled; {
+		select {
+		case <-ended:
+			stalled = true
+		case <-deadline:
 			t.Fatal("the stream of a client that does not read still runs after 10s")
+		default:
+			peer.Begin()
+			peer.End(false, bal.Now())
+			runtime.Gosched()
 		}
-		peer.Begin()
-		peer.End(false, bal.Now())
-		time.Sleep(time.Millisecond)
+	}
+	if n := es.streams.Load(); n != 0 {
+		t.Fatalf("%d streams counted after the only one ended", n)
 	}
 }
 

@@ -51,8 +51,13 @@ const (
 	// whatever the test does.
 	chaosLoadBound   = 2 * time.Minute
 	chaosMaxRequests = 2_000_000
-	// settle is a stretch of steady load between two changes.
-	settle = 300 * time.Millisecond
+	// settle is a stretch of steady load between two changes: this many
+	// more requests completed by the load (about 300 ms of it under the
+	// race detector), so that a slow machine sends as much traffic per
+	// step as a fast one. slowSettle is the same for a load whose answers
+	// take 20 ms.
+	settle     = 250
+	slowSettle = 40
 	// chaosWait bounds each wait for wharf or the engine.
 	chaosWait = 20 * time.Second
 )
@@ -105,6 +110,8 @@ func (s *scenario) run() *dockertest.Container {
 }
 
 // waitPeers waits until wharf's default service has exactly the peers cs.
+// wharf logs each peer that joins or leaves its table, just after the new
+// table is in place: the table is read again at each line of its log.
 func (s *scenario) waitPeers(cs ...*dockertest.Container) {
 	s.t.Helper()
 	var want []string
@@ -112,9 +119,9 @@ func (s *scenario) waitPeers(cs ...*dockertest.Container) {
 		want = append(want, c.Name)
 	}
 	sort.Strings(want)
-	deadline := time.Now().Add(chaosWait)
-	for {
-		var got []string
+	var got []string
+	match := func() bool {
+		got = got[:0]
 		for _, sv := range s.wharf.services(s.t) {
 			if sv.Name == "default" {
 				for _, p := range sv.Peers {
@@ -123,13 +130,20 @@ func (s *scenario) waitPeers(cs ...*dockertest.Container) {
 			}
 		}
 		sort.Strings(got)
-		if slices.Equal(got, want) {
-			return
+		return slices.Equal(got, want)
+	}
+	if !s.wharf.logs.Until(chaosWait, match) {
+		s.t.Fatalf("%s: wharf's peers %v after %s, want %v", s.id, got, chaosWait, want)
+	}
+}
+
+// steady lets the loads run until each has completed n more requests.
+func (s *scenario) steady(n int64, runs ...*loadgen.Run) {
+	s.t.Helper()
+	for _, r := range runs {
+		if !r.WaitCompleted(r.Completed()+n, chaosWait) {
+			s.t.Fatalf("%s: the load completed %d requests in all, not %d more within %s", s.id, r.Completed(), n, chaosWait)
 		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("%s: wharf's peers %v after %s, want %v", s.id, got, chaosWait, want)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -217,6 +231,8 @@ func (s *scenario) readiness(c *dockertest.Container) {
 			open = time.Now()
 			conn.Close()
 		} else {
+			// The container's port gives no signal when it opens: poll
+			// it, every 2 ms for the measurement's sake.
 			time.Sleep(2 * time.Millisecond)
 		}
 	}
@@ -459,8 +475,19 @@ func (s *scenario) checkPosts(rs []loadgen.Result) postOutcome {
 // engineEvents records the engine's container events about this run's
 // containers, with the engine's time of each (the host's clock).
 type engineEvents struct {
-	mu   sync.Mutex
-	msgs []event
+	mu      sync.Mutex
+	msgs    []event
+	changed chan struct{} // closed and replaced at every event
+}
+
+// changes returns a channel closed at the next event.
+func (e *engineEvents) changes() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.changed == nil {
+		e.changed = make(chan struct{})
+	}
+	return e.changed
 }
 
 type event struct {
@@ -488,6 +515,10 @@ func watchEngine(t *testing.T, cli *client.Client) *engineEvents {
 			case m := <-msgs:
 				e.mu.Lock()
 				e.msgs = append(e.msgs, event{time.Unix(0, m.TimeNano), m.Actor.Attributes["name"], string(m.Action), m.Actor.Attributes})
+				if e.changed != nil {
+					close(e.changed)
+					e.changed = nil
+				}
 				e.mu.Unlock()
 			case <-errs:
 				return
@@ -502,18 +533,21 @@ func watchEngine(t *testing.T, cli *client.Client) *engineEvents {
 }
 
 // wait returns the first event of container name with action at or after
-// from, failing the test after chaosWait.
+// from, failing the test after chaosWait. It looks again at each event.
 func (e *engineEvents) wait(t *testing.T, name, action string, from time.Time) event {
 	t.Helper()
-	deadline := time.Now().Add(chaosWait)
+	deadline := time.NewTimer(chaosWait)
+	defer deadline.Stop()
 	for {
+		changed := e.changes()
 		if ev, ok := e.next(name, from, action); ok {
 			return ev
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-changed:
+		case <-deadline.C:
 			t.Fatalf("no %s event of %s after %s", action, name, chaosWait)
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -600,17 +634,17 @@ func TestChaos(t *testing.T) {
 		t.Parallel()
 		s := newScenario(t, "(a)", "docker stop + start, each of 3 in turn", webtest, nil, 3)
 		load := s.load(getUUID)
-		time.Sleep(settle)
+		s.steady(settle, load)
 		backends := slices.Clone(s.all)
 		for i, b := range backends {
 			b.Stop(10 * time.Second)
 			s.waitPeers(slices.Delete(slices.Clone(backends), i, i+1)...)
-			time.Sleep(settle)
+			s.steady(settle, load)
 			since := time.Now()
 			b.Start()
 			s.readiness(b)
 			s.answered(load, b, since)
-			time.Sleep(settle)
+			s.steady(settle, load)
 		}
 		s.requireNoFailure(s.report(s.stop(load), ""))
 	})
@@ -619,16 +653,16 @@ func TestChaos(t *testing.T) {
 		t.Parallel()
 		s := newScenario(t, "(b)", "docker kill (SIGKILL) one + start", webtest, nil, 3)
 		load := s.load(getUUID)
-		time.Sleep(settle)
+		s.steady(settle, load)
 		b := s.all[1]
 		b.Kill("KILL")
 		s.waitPeers(s.all[0], s.all[2])
-		time.Sleep(settle)
+		s.steady(settle, load)
 		since := time.Now()
 		b.Start()
 		s.readiness(b)
 		s.answered(load, b, since)
-		time.Sleep(settle)
+		s.steady(settle, load)
 		s.requireNoFailure(s.report(s.stop(load), ""))
 	})
 
@@ -636,7 +670,7 @@ func TestChaos(t *testing.T) {
 		t.Parallel()
 		s := newScenario(t, "(c)", "docker restart one", webtest, nil, 3)
 		load := s.load(getUUID)
-		time.Sleep(settle)
+		s.steady(settle, load)
 		b := s.all[2]
 		since := time.Now()
 		b.Restart(10 * time.Second)
@@ -645,7 +679,7 @@ func TestChaos(t *testing.T) {
 		if len(records(s.wharf.logs, "peer removed")) == 0 {
 			t.Errorf("wharf never took %s out during its restart", b.Name)
 		}
-		time.Sleep(settle)
+		s.steady(settle, load)
 		s.requireNoFailure(s.report(s.stop(load), ""))
 	})
 
@@ -653,7 +687,7 @@ func TestChaos(t *testing.T) {
 		t.Parallel()
 		s := newScenario(t, "(d)", "scale 3 → 10 → 2 (docker run, docker rm -f)", webtest, nil, 3)
 		load := s.load(getUUID)
-		time.Sleep(settle)
+		s.steady(settle, load)
 		since := time.Now()
 		for len(s.all) < 10 {
 			s.run()
@@ -662,12 +696,12 @@ func TestChaos(t *testing.T) {
 		for _, c := range s.all {
 			s.answered(load, c, since)
 		}
-		time.Sleep(settle)
+		s.steady(settle, load)
 		for _, c := range s.all[:8] {
 			c.Remove()
 		}
 		s.waitPeers(s.all[8:]...)
-		time.Sleep(settle)
+		s.steady(settle, load)
 		s.requireNoFailure(s.report(s.stop(load), ""))
 	})
 
@@ -675,7 +709,7 @@ func TestChaos(t *testing.T) {
 		t.Parallel()
 		s := newScenario(t, "(f)", "HEALTHCHECK turns unhealthy", dockertest.WebtestHealthImage(t, cli), nil, 3)
 		load := s.load(getUUID)
-		time.Sleep(settle)
+		s.steady(settle, load)
 		b := s.all[0]
 		failAt := time.Now()
 		res, err := dockertest.HTTPClient.Post("http://"+b.Addr(s.net, "6969")+"/healthz?fail=1", "", nil)
@@ -685,7 +719,7 @@ func TestChaos(t *testing.T) {
 		res.Body.Close()
 		ev := s.events.wait(t, b.Name, "health_status: unhealthy", failAt)
 		s.waitPeers(s.all[1:]...)
-		time.Sleep(3 * settle)
+		s.steady(3*settle, load)
 		rs := s.stop(load)
 		after, failedAfter := 0, 0
 		for i := range rs {
@@ -717,17 +751,20 @@ func TestChaos(t *testing.T) {
 			IDPrefix: "slow", Concurrency: 4})
 		fast := s.load(loadgen.Config{Method: "POST", Target: "/webtest?action=get_uuid", Body: "payload=1",
 			IDPrefix: "fast", Concurrency: 4})
-		time.Sleep(settle)
+		s.steady(slowSettle, slow)
+		s.steady(settle, fast)
 		backends := slices.Clone(s.all)
 		for i, b := range backends {
 			hit(b)
 			s.waitPeers(slices.Delete(slices.Clone(backends), i, i+1)...)
-			time.Sleep(settle)
+			s.steady(slowSettle, slow)
+			s.steady(settle, fast)
 			since := time.Now()
 			b.Start()
 			s.readiness(b)
 			s.answered(slow, b, since)
-			time.Sleep(settle)
+			s.steady(slowSettle, slow)
+			s.steady(settle, fast)
 		}
 		rs := s.stop(slow, fast)
 		o := s.checkPosts(rs)
@@ -750,27 +787,36 @@ func TestChaos(t *testing.T) {
 }
 
 // TestChaosEngineOutage is scenario (e): wharf's connection to the engine
-// goes through a fault-injecting proxy, which refuses connections for 2s
-// (the events stream is cut at its start) while, on the real socket, one
-// backend is added and one removed. wharf keeps serving; once reconnected
+// goes through a fault-injecting proxy, which refuses connections (the
+// events stream is cut at its start) until wharf has tried to reconnect
+// outageRetries times, while, on the real socket, one backend is added and
+// one removed. wharf keeps serving; once reconnected
 // it routes to the new backend and never to the removed one. It changes
 // DOCKER_HOST for wharf, so it does not run in parallel with other tests.
+// outageRetries is how many refused reconnections the outage of scenario
+// (e) lasts: with wharf's backoff from 100 ms, about 1.5 s.
+const outageRetries = 4
+
 func TestChaosEngineOutage(t *testing.T) {
 	cli := dockertest.Require(t) // the shared client keeps the real socket
 	webtest := dockertest.WebtestImage(t, cli)
 	p := faultproxy.Start(t)
 	t.Setenv("DOCKER_HOST", p.Host())
 
-	s := newScenario(t, "(e)", "events stream down 2 s; one added, one removed", webtest, nil, 3)
+	s := newScenario(t, "(e)", "events stream down 4 retries; one added, one removed", webtest, nil, 3)
 	load := s.load(getUUID)
-	time.Sleep(settle)
+	s.steady(settle, load)
 	gone := s.all[0]
 
 	downAt := time.Now()
 	p.Down()
 	added := s.run()
 	gone.Remove()
-	time.Sleep(time.Until(downAt.Add(2 * time.Second)))
+	// The engine stays away until wharf has logged the outage and then
+	// been refused outageRetries times (a line each), and the load has
+	// gone on meanwhile.
+	s.wharf.logs.Wait(t, outageRetries, chaosWait, "debug", "engine still unreachable")
+	s.steady(settle, load)
 	if err := p.Up(); err != nil {
 		t.Fatal(err)
 	}
@@ -779,19 +825,11 @@ func TestChaosEngineOutage(t *testing.T) {
 		t.Errorf("wharf logged %d errors while the engine was away, want one naming the events stream:\n%s",
 			len(outage), testutil.Raws(outage))
 	}
-	var recovered time.Time
-	for deadline := time.Now().Add(chaosWait); recovered.IsZero(); {
-		if rs := records(s.wharf.logs, "reconnected to the Docker engine"); len(rs) > 0 {
-			recovered = rs[0].Time
-		} else if time.Now().After(deadline) {
-			t.Fatalf("wharf did not reconnect within %s of the engine coming back", chaosWait)
-		} else {
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
+	s.wharf.logs.Wait(t, 1, chaosWait, "info", "reconnected to the Docker engine")
+	recovered := records(s.wharf.logs, "reconnected to the Docker engine")[0].Time
 	s.waitPeers(s.all[1:]...)
 	s.answered(load, added, recovered)
-	time.Sleep(settle)
+	s.steady(settle, load)
 	rs := s.stop(load)
 	during := 0
 	for _, r := range records(s.wharf.logs, "attempt failed") {

@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/wharflb/wharf/internal/dockertest"
+	"github.com/wharflb/wharf/internal/testutil"
 )
 
 // requireChromium returns the path of a Chromium or Chrome binary. When
@@ -126,28 +127,29 @@ const rowsJS = `[...document.querySelectorAll("tr[data-container]")].map((r) => 
 }))`
 
 // waitRows reads the page's rows until ok accepts them, for at most 30s.
+// The page lives in Chromium, which tells nothing when it redraws: poll it.
 func (b *browser) waitRows(t *testing.T, what string, ok func(map[string]pageRow) bool) map[string]pageRow {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var rows []pageRow
+	var byName map[string]pageRow
+	var err error
+	read := func() bool {
 		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
-		rows, err := chromedp.Run(ctx, chromedp.Evaluate[[]pageRow](rowsJS))
+		rows, err = chromedp.Run(ctx, chromedp.Evaluate[[]pageRow](rowsJS))
 		cancel()
-		byName := map[string]pageRow{}
+		byName = map[string]pageRow{}
 		for _, r := range rows {
 			byName[r.Container] = r
 		}
-		if err == nil && ok(byName) {
-			return byName
-		}
-		if time.Now().After(deadline) {
-			ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
-			conn, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("conn").textContent`))
-			cancel()
-			t.Fatalf("after 30s, %s: the page shows %v (connection %q, error %v)", what, rows, conn, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return err == nil && ok(byName)
 	}
+	if !testutil.Poll(30*time.Second, read) {
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		conn, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("conn").textContent`))
+		cancel()
+		t.Fatalf("after 30s, %s: the page shows %v (connection %q, error %v)", what, rows, conn, err)
+	}
+	return byName
 }
 
 // TestDashboardInBrowser runs the demo's set-up on the real engine (three

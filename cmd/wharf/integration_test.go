@@ -112,13 +112,15 @@ func (in *instance) services(t *testing.T) []admin.Service {
 }
 
 // waitPeers waits until the default service has exactly the named peers.
+// wharf logs each peer that joins or leaves its table, just after the new
+// table is in place: the table is read again at each line of its log.
 func (in *instance) waitPeers(t *testing.T, names ...string) []admin.Peer {
 	t.Helper()
 	want := strings.Join(names, ",")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var got []string
-		var peers []admin.Peer
+	var got []string
+	var peers []admin.Peer
+	match := func() bool {
+		got, peers = got[:0], nil
 		for _, s := range in.services(t) {
 			if s.Name == "default" {
 				peers = s.Peers
@@ -127,14 +129,12 @@ func (in *instance) waitPeers(t *testing.T, names ...string) []admin.Peer {
 				}
 			}
 		}
-		if strings.Join(got, ",") == want {
-			return peers
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("peers %v, want %v", got, names)
-		}
-		time.Sleep(5 * time.Millisecond)
+		return strings.Join(got, ",") == want
 	}
+	if !in.logs.Until(20*time.Second, match) {
+		t.Fatalf("peers %v, want %v", got, names)
+	}
+	return peers
 }
 
 // TestDiscoveryEndToEnd is the set-up of the nginx write-up, on the real
@@ -161,7 +161,9 @@ func TestDiscoveryEndToEnd(t *testing.T) {
 	bad := dockertest.Run(t, cli, dockertest.ContainerOptions{Image: img, Name: base + "-bad", Network: netName,
 		Labels: map[string]string{"lb.enable": "true", "lb.port": "6969", "lb.weight": "abc"}})
 
-	in := startWharf(t, "--network", netName)
+	// The access log tells when a request's counters are up to date (see
+	// the metrics subtest).
+	in := startWharf(t, "--network", netName, "--access-log")
 	peers := in.waitPeers(t, b1.Name, b2.Name, b3.Name)
 
 	t.Run("addresses are container IP and internal port", func(t *testing.T) {
@@ -203,23 +205,20 @@ func TestDiscoveryEndToEnd(t *testing.T) {
 			fmt.Sprintf(`wharf_peer_attempts_total{address="%s:6969",code="2xx",container="%s",service="default"} 500`, b1.IP(netName), b1.Name),
 			`wharf_requests_total{code="2xx",service="default"} 700`,
 		}
-		// The counters are updated just after each answer went out.
+		// wharf updates a request's counters just after its answer went
+		// out, and then writes its access log line: once the 700 lines
+		// are written, the counters hold the 700 requests.
+		in.logs.Wait(t, 700, 5*time.Second, "info", `"message":"request"`)
+		res, err := http.Get(in.admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
 		var missing []string
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			res, err := http.Get(in.admin + "/metrics")
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			missing = missing[:0]
-			for _, w := range want {
-				if !strings.Contains(string(b), w) {
-					missing = append(missing, w)
-				}
-			}
-			if len(missing) == 0 || time.Now().After(deadline) {
-				break
+		for _, w := range want {
+			if !strings.Contains(string(b), w) {
+				missing = append(missing, w)
 			}
 		}
 		for _, w := range missing {

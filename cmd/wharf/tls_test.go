@@ -96,21 +96,16 @@ func TestTLSWithHTTP2AndReloadOnSIGHUP(t *testing.T) {
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		conn, err := tls.Dial("tcp", strings.TrimPrefix(url, "https://"), &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cn := conn.ConnectionState().PeerCertificates[0].Subject.CommonName
-		conn.Close()
-		if cn == second.Subject.CommonName {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still serving %q after SIGHUP", cn)
-		}
-		time.Sleep(10 * time.Millisecond)
+	// wharf logs the reload once the new certificate is in place.
+	in.logs.Wait(t, 1, 5*time.Second, "info", "certificate reloaded")
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(url, "https://"), &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cn := conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+	conn.Close()
+	if cn != second.Subject.CommonName {
+		t.Fatalf("a new connection got %q after the reload, want %q", cn, second.Subject.CommonName)
 	}
 	res, err = c1.Get(url + "/y") // reuses the connection made with the first certificate
 	if err != nil {

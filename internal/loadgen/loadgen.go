@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"slices"
@@ -88,6 +89,23 @@ type Run struct {
 	last    map[string]int64 // server → Start (unix ns) of its latest answer
 
 	inflight []atomic.Int64 // per worker: Start (unix ns) of its request in flight, 0 when none
+
+	// completed counts the requests that got an answer or gave up. A
+	// worker that brings it to wakeAt or past it wakes the waiters of
+	// WaitCompleted whose count is reached; wakeAt is the smallest count
+	// waited for (math.MaxInt64 when none), so that the workers do
+	// nothing more than an atomic add and load while no one waits.
+	completed atomic.Int64
+	wakeAt    atomic.Int64
+	waitMu    sync.Mutex
+	waiters   []completedWaiter
+}
+
+// completedWaiter is a WaitCompleted call: ch is closed once n requests
+// completed.
+type completedWaiter struct {
+	n  int64
+	ch chan struct{}
 }
 
 // Start begins sending. It returns an error for an incomplete Config.
@@ -115,6 +133,7 @@ func Start(cfg Config) (*Run, error) {
 		last:     map[string]int64{},
 		inflight: make([]atomic.Int64, cfg.Concurrency),
 	}
+	r.wakeAt.Store(math.MaxInt64)
 	deadline := time.Now().Add(cfg.Duration)
 	var wg sync.WaitGroup
 	for i := range cfg.Concurrency {
@@ -133,6 +152,87 @@ func Start(cfg Config) (*Run, error) {
 
 // Sent returns how many requests were begun so far.
 func (r *Run) Sent() int64 { return min(r.sent.Load(), int64(r.cfg.MaxRequests)) }
+
+// Completed returns how many requests completed so far: answered, failed
+// or given up.
+func (r *Run) Completed() int64 { return r.completed.Load() }
+
+// WaitCompleted waits until n requests in all completed (see Completed),
+// and reports whether they did; it returns false when timeout passes first
+// or the run ends before. The workers wake it when the count is reached:
+// it does not poll.
+func (r *Run) WaitCompleted(n int64, timeout time.Duration) bool {
+	if r.completed.Load() >= n {
+		return true
+	}
+	w := completedWaiter{n: n, ch: make(chan struct{})}
+	r.waitMu.Lock()
+	r.waiters = append(r.waiters, w)
+	if n < r.wakeAt.Load() {
+		r.wakeAt.Store(n)
+	}
+	r.waitMu.Unlock()
+	defer r.dropWaiter(w.ch)
+	// A worker that completed the n-th request before wakeAt was lowered
+	// saw no reason to wake anyone: look again now that it is.
+	if r.completed.Load() >= n {
+		return true
+	}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	select {
+	case <-w.ch:
+		return true
+	case <-r.done:
+	case <-deadline.C:
+	}
+	return r.completed.Load() >= n
+}
+
+// complete counts a completed request and wakes the waiters it satisfies.
+func (r *Run) complete() {
+	c := r.completed.Add(1)
+	if c < r.wakeAt.Load() {
+		return
+	}
+	r.waitMu.Lock()
+	defer r.waitMu.Unlock()
+	next := int64(math.MaxInt64)
+	kept := r.waiters[:0]
+	for _, w := range r.waiters {
+		if w.n <= c {
+			close(w.ch)
+			continue
+		}
+		next = min(next, w.n)
+		kept = append(kept, w)
+	}
+	clear(r.waiters[len(kept):])
+	r.waiters = kept
+	r.wakeAt.Store(next)
+}
+
+// dropWaiter forgets the waiter of ch, woken or not.
+func (r *Run) dropWaiter(ch chan struct{}) {
+	r.waitMu.Lock()
+	defer r.waitMu.Unlock()
+	next := int64(math.MaxInt64)
+	kept := r.waiters[:0]
+	for _, w := range r.waiters {
+		if w.ch == ch {
+			continue
+		}
+		next = min(next, w.n)
+		kept = append(kept, w)
+	}
+	clear(r.waiters[len(kept):])
+	r.waiters = kept
+	r.wakeAt.Store(next)
+}
+
+// Done returns a channel closed when the run has ended, by its bound or by
+// Stop, and every worker has returned.
+func (r *Run) Done() <-chan struct{} { return r.done }
 
 // LastAnswer returns when the latest request that server answered was
 // sent, or the zero time.
@@ -231,6 +331,7 @@ func (r *Run) work(n int, deadline time.Time) []Result {
 			r.mu.Unlock()
 		}
 		out = append(out, res)
+		r.complete()
 	}
 }
 

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -50,6 +51,16 @@ func start(t *testing.T, b *backend) string {
 	return strings.TrimPrefix(ts.URL, "http://")
 }
 
+// ended waits until r ends by itself, and fails t after timeout.
+func ended(t *testing.T, r *Run, timeout time.Duration) {
+	t.Helper()
+	select {
+	case <-r.Done():
+	case <-time.After(timeout):
+		t.Fatalf("the run has not ended after %s: %d requests completed", timeout, r.Completed())
+	}
+}
+
 func TestBoundedByCount(t *testing.T) {
 	b := &backend{}
 	addr := start(t, b)
@@ -58,10 +69,7 @@ func TestBoundedByCount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !r.Bounded() && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	ended(t, r, 30*time.Second)
 	rs := r.Stop()
 	if !r.Bounded() {
 		t.Fatal("the run did not stop by itself after MaxRequests")
@@ -91,10 +99,7 @@ func TestBoundedByTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !r.Bounded() && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	ended(t, r, 10*time.Second)
 	if !r.Bounded() {
 		t.Fatal("the run did not stop by itself after Duration")
 	}
@@ -112,9 +117,7 @@ func TestBrokenConnectionIsAFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for !r.Bounded() {
-		time.Sleep(5 * time.Millisecond)
-	}
+	ended(t, r, 30*time.Second)
 	rs := r.Stop()
 	s := Summarize(rs)
 	if s.Sent != 200 || s.Failed != 20 || b.n.Load() != 200 {
@@ -138,7 +141,9 @@ func TestStopAndRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
+	if !r.WaitCompleted(20, 10*time.Second) {
+		t.Fatalf("%d requests completed, want 20", r.Completed())
+	}
 	rs := r.Stop()
 	if r.Bounded() {
 		t.Error("Bounded after Stop")
@@ -154,7 +159,9 @@ func TestStopAndRefused(t *testing.T) {
 
 func TestOldestInFlight(t *testing.T) {
 	release := make(chan struct{})
+	arrived := make(chan struct{}, 2)
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
 		<-release
 		fmt.Fprint(w, `{"IsSuccess":true,"Server":"slow"}`)
 	}))
@@ -165,9 +172,11 @@ func TestOldestInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for r.OldestInFlight().IsZero() && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
+	// A request the backend holds is in flight.
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no request reached the backend")
 	}
 	if o := r.OldestInFlight(); o.Before(before) || o.After(time.Now()) {
 		t.Fatalf("oldest in flight %v, want a time since the start", o)
@@ -177,5 +186,73 @@ func TestOldestInFlight(t *testing.T) {
 	// The second worker may not have sent its request before Stop.
 	if s := Summarize(rs); s.Sent < 1 || s.Sent > 2 || s.Failed != 0 || !r.OldestInFlight().IsZero() {
 		t.Fatalf("%v, oldest in flight %v after Stop", s, r.OldestInFlight())
+	}
+}
+
+// TestWaitCompleted checks that WaitCompleted returns once the count is
+// reached, not before, and false when the run ends before it is.
+func TestWaitCompleted(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	var n atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) > 50 {
+			<-release // every request after the 50th is held until the test lets it go
+		}
+		fmt.Fprint(w, `{"IsSuccess":true,"Server":"web1"}`)
+	}))
+	defer ts.Close()
+	defer free()
+	r, err := Start(Config{Addr: strings.TrimPrefix(ts.URL, "http://"), Target: "/", Concurrency: 4,
+		Duration: time.Minute, MaxRequests: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Several waiters at once, on counts reached in any order.
+	var wg sync.WaitGroup
+	for _, want := range []int64{50, 1, 25, 10} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !r.WaitCompleted(want, 10*time.Second) {
+				t.Errorf("WaitCompleted(%d) false with %d completed", want, r.Completed())
+			}
+		}()
+	}
+	wg.Wait()
+	if got := r.Completed(); got != 50 {
+		t.Fatalf("%d completed, want 50", got)
+	}
+	if r.WaitCompleted(51, 20*time.Millisecond) {
+		t.Fatal("WaitCompleted(51) true while the backend holds every request after the 50th")
+	}
+	release <- struct{}{} // one more
+	if !r.WaitCompleted(51, 10*time.Second) {
+		t.Fatalf("WaitCompleted(51) false with %d completed", r.Completed())
+	}
+	free()
+	if r.WaitCompleted(1000, 10*time.Second) {
+		t.Fatal("WaitCompleted(1000) true for a run of 100 requests")
+	}
+	ended(t, r, 10*time.Second)
+	if got := r.Completed(); got != 100 || !r.Bounded() {
+		t.Fatalf("%d completed, bounded %v; want 100 by the bound", got, r.Bounded())
+	}
+	r.Stop()
+}
+
+// TestCompleteAllocatesNothing checks that counting a completed request
+// costs the workers no allocation, whether someone waits or not.
+func TestCompleteAllocatesNothing(t *testing.T) {
+	r := &Run{done: make(chan struct{})}
+	r.wakeAt.Store(math.MaxInt64)
+	if n := testing.AllocsPerRun(1000, r.complete); n != 0 {
+		t.Errorf("%v allocations per completed request with no waiter, want 0", n)
+	}
+	r.waiters = append(r.waiters, completedWaiter{n: 1 << 40, ch: make(chan struct{})})
+	// wakeAt lowered at every call: each takes the waiters' lock and looks.
+	if n := testing.AllocsPerRun(1000, func() { r.wakeAt.Store(1); r.complete() }); n != 0 {
+		t.Errorf("%v allocations per completed request with a waiter, want 0", n)
 	}
 }

@@ -71,6 +71,26 @@ func (l *LogBuffer) Wait(t testing.TB, n int, timeout time.Duration, level strin
 	}
 }
 
+// Until reports whether cond held within timeout, checking it at once and
+// again after each write. It is for state of the code under test whose
+// every change is followed by a log line (wharf logs each peer that joins
+// or leaves its table): the write is the signal, not a timer.
+func (l *LogBuffer) Until(timeout time.Duration, cond func() bool) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		written := l.writes()
+		if cond() {
+			return true
+		}
+		select {
+		case <-written:
+		case <-deadline.C:
+			return cond()
+		}
+	}
+}
+
 // LogLine is one decoded log line.
 type LogLine struct {
 	Level   string         `json:"level"`

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -71,5 +72,29 @@ func TestLogBufferWaitWakesOnWrite(t *testing.T) {
 	close(started)
 	if got := l.Wait(t, 2, time.Minute, "info"); len(got) != 2 || got[1].Message != "two" {
 		t.Fatalf("Wait = %+v, want the two lines", got)
+	}
+}
+
+// TestLogBufferUntilWakesOnWrite checks that Until looks again at each
+// write: the condition changes just before a line is written, and a minute
+// would pass before a timer fired.
+func TestLogBufferUntilWakesOnWrite(t *testing.T) {
+	var l LogBuffer
+	var state atomic.Int64
+	looked := make(chan struct{}, 1)
+	go func() {
+		<-looked
+		state.Store(1)
+		io.WriteString(&l, `{"level":"info","message":"changed"}`+"\n")
+	}()
+	ok := l.Until(time.Minute, func() bool {
+		select {
+		case looked <- struct{}{}:
+		default:
+		}
+		return state.Load() == 1
+	})
+	if !ok {
+		t.Fatal("Until false after the change was logged")
 	}
 }
