@@ -328,6 +328,7 @@ type fastConn struct {
 	readFn    func(fd uintptr) bool // fill's RawConn callback: readOnce
 	sessionFn func(fd uintptr) bool // serve's RawConn callback: session
 	rdl       time.Time             // the read deadline set on c (see setLazyDeadline)
+	wdl       time.Time             // the write deadline set on c (see write)
 	idleSince time.Time             // when the connection last began to wait for a request
 	lastEnd   time.Time             // when the last exchange ended, if just now (read once by armWait)
 	wait      waitKind              // what the deadline in force is for (see armWait)
@@ -424,14 +425,22 @@ func (c *fastConn) fillBody() error {
 // timer only when the deadline already set (set) is too early, or later
 // than the slack allows. It returns the deadline in force.
 func setLazyDeadline(conn net.Conn, set, now time.Time, d time.Duration) time.Time {
+	want, move := lazyDeadline(set, now, d)
+	if move {
+		conn.SetReadDeadline(want)
+	}
+	return want
+}
+
+// lazyDeadline is setLazyDeadline's arithmetic: the deadline to have, and
+// whether set must move to it.
+func lazyDeadline(set, now time.Time, d time.Duration) (time.Time, bool) {
 	slack := min(deadlineSlack, d/4)
 	want := now.Add(d)
 	if !set.IsZero() && !set.Before(want) && set.Sub(want) <= slack {
-		return set
+		return set, false
 	}
-	want = want.Add(slack)
-	conn.SetReadDeadline(want)
-	return want
+	return want.Add(slack), true
 }
 
 // readOnce is the RawConn read callback (made once per connection as
@@ -614,8 +623,9 @@ func (c *fastConn) writeError(status int, msg, service string, closeConn bool) {
 	}
 	b := appendErrorResponse((*c.out)[:0], status, msg, service, closeConn)
 	c.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	c.write(b)
+	c.sock.Write(b)
 	c.c.SetWriteDeadline(time.Time{})
+	c.wdl = time.Time{}
 }
 
 func (c *fastConn) accessLog(pool *lb.Pool, status int, tried []*lb.Peer, start time.Time) {

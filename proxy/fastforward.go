@@ -669,10 +669,8 @@ func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Respons
 			pool.discard(up)
 			return false, clientGone
 		}
-		if n > first {
-			up.clearDeadline()
-		}
 		for left := n - first; left > 0; {
+			up.armRead(c.s.cfg.Timeouts.UpstreamRead)
 			k, err := up.sock.Read((*rbuf)[:min(int64(len(*rbuf)), left)])
 			if k > 0 {
 				if _, werr := c.write((*rbuf)[:k]); werr != nil {
@@ -701,10 +699,8 @@ func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Respons
 			pool.discard(up)
 			return false, clientGone
 		}
-		if !done {
-			up.clearDeadline()
-		}
 		for !done {
+			up.armRead(c.s.cfg.Timeouts.UpstreamRead)
 			k, rerr := up.sock.Read(*rbuf)
 			if k > 0 {
 				var serr error
@@ -730,8 +726,7 @@ func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Respons
 			pool.discard(up)
 			return false, clientGone
 		}
-		up.clearDeadline()
-		_, err := io.CopyBuffer(writerOnly{clientWriter{c}}, readerOnly{&up.sock}, *rbuf)
+		_, err := io.CopyBuffer(writerOnly{clientWriter{c}}, bodyReader{up, c.s.cfg.Timeouts.UpstreamRead}, *rbuf)
 		pool.discard(up)
 		if err != nil {
 			return false, brokenAnswer
@@ -749,7 +744,6 @@ func (f *forwarding) finishBodyIfDone() bool { return f.bodyDone }
 func (f *forwarding) relayUnchunked(up *upConn, pool *upstreamPool, head, body []byte, rbuf *[]byte) outcome {
 	c := f.c
 	defer pool.discard(up)
-	up.clearDeadline()
 	if _, err := c.write(head); err != nil {
 		return clientGone
 	}
@@ -771,6 +765,7 @@ func (f *forwarding) relayUnchunked(up *upConn, pool *upstreamPool, head, body [
 				return answered
 			}
 		}
+		up.armRead(c.s.cfg.Timeouts.UpstreamRead)
 		k, err := up.sock.Read(*rbuf)
 		if k == 0 && err != nil {
 			return brokenAnswer

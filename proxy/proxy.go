@@ -77,6 +77,16 @@ type Timeouts struct {
 	// RequestBody bounds the wait between two reads of a request body.
 	// Default: DefaultRequestBodyTimeout (nginx's client_body_timeout).
 	RequestBody time.Duration
+	// ClientSend closes a client connection that has taken nothing of an
+	// answer for this long: the wait between two writes that make
+	// progress, not the time of the whole answer. Default:
+	// DefaultSendTimeout (nginx's send_timeout).
+	ClientSend time.Duration
+	// UpstreamRead bounds the wait between two reads of a peer's answer
+	// body, as Config.ResponseHeaderTimeout bounds the wait for its head.
+	// Default: DefaultResponseHeaderTimeout (nginx's proxy_read_timeout
+	// covers both).
+	UpstreamRead time.Duration
 	// UpstreamIdle is how long an idle keep-alive connection to a peer
 	// may be reused; older ones are closed. Both engines keep their
 	// peer connections by it. Default: DefaultUpstreamIdleTimeout.
@@ -99,6 +109,7 @@ const (
 	DefaultClientIdleTimeout     = 75 * time.Second // nginx keepalive_timeout
 	DefaultRequestHeaderTimeout  = 30 * time.Second
 	DefaultRequestBodyTimeout    = 60 * time.Second // nginx client_body_timeout
+	DefaultSendTimeout           = 60 * time.Second // nginx send_timeout
 	// DefaultUpstreamIdleTimeout errs on the side of closing a connection
 	// before its peer does: a request written to a connection the peer is
 	// closing can fail, and only some may be sent again.
@@ -121,6 +132,8 @@ func (t Timeouts) withDefaults() Timeouts {
 	t.RequestHeader = or(t.RequestHeader, DefaultRequestHeaderTimeout)
 	t.RequestBody = or(t.RequestBody, DefaultRequestBodyTimeout)
 	t.UpstreamIdle = or(t.UpstreamIdle, DefaultUpstreamIdleTimeout)
+	t.ClientSend = or(t.ClientSend, DefaultSendTimeout)
+	t.UpstreamRead = or(t.UpstreamRead, DefaultResponseHeaderTimeout)
 	// An idle connection is closed after ClientIdle: handing it over
 	// later would be for nothing.
 	t.idleHandoff = min(or(t.idleHandoff, defaultIdleHandoff), t.ClientIdle)

@@ -252,8 +252,26 @@ func (c *fastConn) write(b []byte) (int, error) {
 			return n, nil
 		}
 	}
-	k, err := c.sock.Write(b[n:])
-	return n + k, err
+	return c.writeWaiting(b, n)
+}
+
+// writeWaiting writes b[n:] to the client, waiting while its socket is
+// full, as long as the client takes some of it within Timeouts.ClientSend
+// of the last progress (nginx's send_timeout); a client that takes nothing
+// for that long is cut off, freeing its connection and the peer's.
+func (c *fastConn) writeWaiting(b []byte, n int) (int, error) {
+	for {
+		if want, move := lazyDeadline(c.wdl, time.Now(), c.s.cfg.Timeouts.ClientSend); move {
+			c.c.SetWriteDeadline(want)
+			c.wdl = want
+		}
+		k, err := c.sock.Write(b[n:])
+		n += k
+		if err != nil && k > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			continue // progress within the window: a new window
+		}
+		return n, err
+	}
 }
 
 // clientWriter is the client connection as an io.Writer.

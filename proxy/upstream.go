@@ -206,6 +206,24 @@ var errNotSocket = errors.New("dialed connection has no file descriptor")
 
 // clearDeadline removes the read deadline of the response head before a
 // body is read, which may take any time.
+// armRead bounds the next read of an answer body by d from now (lazily,
+// see setLazyDeadline): a peer that sends nothing for d is given up.
+func (up *upConn) armRead(d time.Duration) {
+	up.rdl = setLazyDeadline(up.c, up.rdl, time.Now(), d)
+}
+
+// bodyReader reads an answer body from up, each read bounded by
+// Timeouts.UpstreamRead (see armRead).
+type bodyReader struct {
+	up *upConn
+	d  time.Duration
+}
+
+func (r bodyReader) Read(b []byte) (int, error) {
+	r.up.armRead(r.d)
+	return r.up.sock.Read(b)
+}
+
 func (up *upConn) clearDeadline() {
 	if !up.rdl.IsZero() {
 		up.c.SetReadDeadline(time.Time{})

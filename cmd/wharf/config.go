@@ -34,6 +34,9 @@ type config struct {
 	RetryBodyLimit      int64
 	ShutdownTimeout     time.Duration
 	MaxConns            int // 0: derived from the descriptor limit (defaultMaxConns)
+	// nginx's client_body_timeout, send_timeout, proxy_connect_timeout and
+	// proxy_read_timeout; 0 means the proxy's default.
+	ClientBodyTimeout, SendTimeout, UpstreamConnectTimeout, UpstreamReadTimeout time.Duration
 }
 
 // envName is the variable that stands for a flag: WHARF_ + NAME with - as _.
@@ -127,6 +130,10 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 		c.MaxConns = n
 		return nil
 	})
+	fs.Func("client-body-timeout", "longest wait between two reads of a request body (default 60s; nginx client_body_timeout)", positiveDuration(&c.ClientBodyTimeout))
+	fs.Func("send-timeout", "longest wait for a client to take any of an answer (default 60s; nginx send_timeout)", positiveDuration(&c.SendTimeout))
+	fs.Func("upstream-connect-timeout", "longest wait to connect to a peer (default 5s; nginx proxy_connect_timeout)", positiveDuration(&c.UpstreamConnectTimeout))
+	fs.Func("upstream-read-timeout", "longest wait for a peer's answer head, and between two reads of its body (default 60s; nginx proxy_read_timeout)", positiveDuration(&c.UpstreamReadTimeout))
 	c.ShutdownTimeout = 30 * time.Second
 	fs.Func("shutdown-timeout", "how long in-flight requests may finish after SIGTERM (default 30s)", nonNegDuration(&c.ShutdownTimeout))
 	c.LogLevel, c.LogFormat = "info", "auto"
@@ -182,6 +189,17 @@ func nonNegDuration(dst *time.Duration) func(string) error {
 		d, err := time.ParseDuration(s)
 		if err != nil || d < 0 {
 			return errors.New("want a duration like 10s or 500ms")
+		}
+		*dst = d
+		return nil
+	}
+}
+
+func positiveDuration(dst *time.Duration) func(string) error {
+	return func(s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return errors.New("want a duration greater than 0 like 60s or 500ms")
 		}
 		*dst = d
 		return nil

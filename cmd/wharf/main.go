@@ -135,7 +135,14 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		maxConns = defaultMaxConns()
 	}
 	proxyCfg := proxy.Config{
-		MaxConns:            maxConns,
+		MaxConns:              maxConns,
+		DialTimeout:           cfg.UpstreamConnectTimeout,
+		ResponseHeaderTimeout: cfg.UpstreamReadTimeout,
+		Timeouts: proxy.Timeouts{
+			RequestBody:  cfg.ClientBodyTimeout,
+			ClientSend:   cfg.SendTimeout,
+			UpstreamRead: cfg.UpstreamReadTimeout,
+		},
 		NextUpstreamTries:   cfg.NextUpstreamTries,
 		NextUpstreamTimeout: cfg.NextUpstreamTimeout,
 		RetryOnStatus:       cfg.RetryOnStatus,
