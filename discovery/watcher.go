@@ -131,6 +131,7 @@ type Watcher struct {
 // entry is the watcher's view of one container.
 type entry struct {
 	id, name string
+	service  string // a task's service ID (SwarmWatcher only)
 	backend  lb.Backend
 	routable bool
 	probing  context.CancelFunc // non-nil while the port is being probed
