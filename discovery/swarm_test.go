@@ -623,3 +623,16 @@ func TestSwarmNotManager(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	m.logs.Wait(t, 1, machineWait, "error", "not a Swarm manager", "--constraint node.role==manager")
 }
+
+// TestSkipSwarmTasks: beside a SwarmWatcher, the container Watcher leaves
+// the containers of Swarm tasks to it, even when they carry lb.* labels,
+// so that a task is never balanced twice.
+func TestSkipSwarmTasks(t *testing.T) {
+	e := newScriptedEngine()
+	e.add("task", enabled("80", swarmTaskLabel+"=abc"), "web")
+	e.add("plain", enabled("80"), "web")
+	h := runWatcher(t, e, Config{Network: "web", SkipSwarmTasks: true, Dial: e.Dial})
+	h.rec.wait(t, machineWait, "only the plain container", func(s snapshot) bool {
+		return len(s.set) == 1 && s.set[0].ID == "plain"
+	})
+}

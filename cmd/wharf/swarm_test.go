@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/api/types/system"
+	"github.com/docker/docker/client"
+	"github.com/rs/zerolog"
+
+	"github.com/wharflb/wharf/internal/testutil"
+)
+
+// infoEngine is an engine that answers GET /info with info.
+func infoEngine(t *testing.T, info system.Info) *client.Client {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/info") {
+			http.NotFound(w, r)
+			return
+		}
+		json.NewEncoder(w).Encode(info)
+	}))
+	t.Cleanup(srv.Close)
+	cli, err := client.NewClientWithOpts(client.WithHost("tcp://"+strings.TrimPrefix(srv.URL, "http://")), client.WithVersion("1.41"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// TestSwarmMode: --swarm auto follows the engine's role, --swarm on on a
+// worker fails with the fix, --swarm off never asks.
+func TestSwarmMode(t *testing.T) {
+	var manager, worker, single system.Info
+	manager.Swarm = swarm.Info{LocalNodeState: swarm.LocalNodeStateActive, ControlAvailable: true}
+	worker.Swarm = swarm.Info{LocalNodeState: swarm.LocalNodeStateActive}
+	single.Swarm = swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, mode string
+		info       system.Info
+		on         bool
+		errHas     string
+		warnHas    string
+	}{
+		{"auto on a manager", "auto", manager, true, "", ""},
+		{"auto on a worker", "auto", worker, false, "", "--constraint node.role==manager"},
+		{"auto without swarm", "auto", single, false, "", ""},
+		{"on on a manager", "on", manager, true, "", ""},
+		{"on on a worker", "on", worker, false, "run wharf on a manager node: --constraint node.role==manager", ""},
+		{"on without swarm", "on", single, false, "not a Swarm manager (swarm state inactive)", ""},
+		{"off on a manager", "off", manager, false, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := &testutil.LogBuffer{}
+			on, err := swarmMode(ctx, infoEngine(t, tc.info), tc.mode, zerolog.New(logs))
+			if on != tc.on {
+				t.Errorf("on = %v, want %v", on, tc.on)
+			}
+			if tc.errHas == "" && err != nil || tc.errHas != "" && (err == nil || !strings.Contains(err.Error(), tc.errHas)) {
+				t.Errorf("err %v, want one saying %q", err, tc.errHas)
+			}
+			if tc.warnHas != "" && len(logs.Lines("warn", tc.warnHas)) != 1 {
+				t.Errorf("no warning saying %q; log:\n%s", tc.warnHas, logs.String())
+			}
+		})
+	}
+}
