@@ -1,0 +1,142 @@
+package discovery
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/rs/zerolog"
+
+	"github.com/wharflb/wharf/internal/dockertest"
+	"github.com/wharflb/wharf/internal/swarmtest"
+	"github.com/wharflb/wharf/internal/testutil"
+)
+
+// TestSwarmRealScale runs a SwarmWatcher against the manager of a real
+// three-node swarm (one manager) and checks that it publishes exactly the
+// overlay addresses of a dnsrr service's running tasks as the service is
+// scaled from 3 to 5 and to 2. The watcher's probes dial from a container
+// attached to the overlay on the manager: the overlay's addresses are not
+// reachable from the test's own network namespace, and nothing is sent
+// there from it.
+func TestSwarmRealScale(t *testing.T) {
+	img := dockertest.WebtestImage(t, dockertest.Require(t))
+	sw := swarmtest.Start(t, swarmtest.Options{Nodes: 3, Managers: 1})
+	sw.LoadImage(img)
+	const netName = "web"
+	netID := sw.CreateOverlay(netName, true)
+	mgr := sw.Manager()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	// The probes' vantage point: a container on the overlay, on the manager.
+	cl, err := mgr.Client.ContainerCreate(ctx, &container.Config{Image: img},
+		&container.HostConfig{NetworkMode: container.NetworkMode(netName)},
+		&network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{netName: {}}}, nil, "prober")
+	if err != nil {
+		t.Fatalf("create the prober container: %v", err)
+	}
+	if err := mgr.Client.ContainerStart(ctx, cl.ID, container.StartOptions{}); err != nil {
+		t.Fatalf("start the prober container: %v", err)
+	}
+	hc, err := mgr.ContainerHTTPClient(ctx, cl.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := hc.Transport.(*http.Transport).DialContext
+
+	replicas := uint64(3)
+	created, err := mgr.Client.ServiceCreate(ctx, swarm.ServiceSpec{
+		Annotations: swarm.Annotations{Name: "api", Labels: map[string]string{"lb.enable": "true", "lb.port": "6969"}},
+		TaskTemplate: swarm.TaskSpec{
+			ContainerSpec: &swarm.ContainerSpec{Image: img},
+			Networks:      []swarm.NetworkAttachmentConfig{{Target: netName}},
+		},
+		Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &replicas}},
+		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR},
+	}, swarm.ServiceCreateOptions{QueryRegistry: false})
+	if err != nil {
+		t.Fatalf("create service api: %v", err)
+	}
+
+	rec, logs := newRecorder(), &testutil.LogBuffer{}
+	w := NewSwarm(mgr.Client, SwarmConfig{Network: netName, Dial: dial,
+		Log: zerolog.New(logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()}, rec.publish)
+	wctx, wcancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.Run(wctx)
+	}()
+	t.Cleanup(func() {
+		wcancel()
+		<-done
+		if t.Failed() {
+			t.Logf("watcher log:\n%s", logs.String())
+		}
+	})
+
+	// wantTasks waits until the published set is exactly the overlay
+	// addresses of the service's n running tasks.
+	wantTasks := func(n int, since time.Time) {
+		t.Helper()
+		tasks := sw.WaitTasks("api", n, 2*time.Minute)
+		running := time.Now()
+		var want []string
+		for _, task := range tasks {
+			for _, a := range task.NetworksAttachments {
+				if a.Network.ID == netID && len(a.Addresses) > 0 {
+					ip, _, _ := strings.Cut(a.Addresses[0], "/")
+					want = append(want, net.JoinHostPort(ip, "6969"))
+				}
+			}
+		}
+		slices.Sort(want)
+		if len(want) != n {
+			t.Fatalf("%d tasks with an address on %s, want %d: %+v", len(want), netName, n, tasks)
+		}
+		s, _ := rec.wait(t, 30*time.Second, "the set is "+strings.Join(want, " "), func(s snapshot) bool {
+			var got []string
+			for _, b := range s.set {
+				got = append(got, b.Addr)
+			}
+			slices.Sort(got)
+			return slices.Equal(got, want)
+		})
+		for _, b := range s.set {
+			if !strings.HasPrefix(b.Name, "api.") || b.Service != "default" {
+				t.Errorf("backend %+v", b)
+			}
+		}
+		t.Logf("%d tasks published %s after the change, %s after the test saw them all running",
+			n, s.at.Sub(since).Round(time.Millisecond), s.at.Sub(running).Round(time.Millisecond))
+	}
+	wantTasks(3, time.Now())
+
+	scale := func(n uint64) time.Time {
+		t.Helper()
+		svc, _, err := mgr.Client.ServiceInspectWithRaw(ctx, created.ID, swarm.ServiceInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.Spec.Mode.Replicated.Replicas = &n
+		at := time.Now()
+		if _, err := mgr.Client.ServiceUpdate(ctx, created.ID, svc.Version, svc.Spec, swarm.ServiceUpdateOptions{}); err != nil {
+			t.Fatalf("scale api to %d: %v", n, err)
+		}
+		return at
+	}
+	wantTasks(5, scale(5))
+	wantTasks(2, scale(2))
+	if warns := logs.Lines("warn"); len(warns) > 0 {
+		t.Errorf("warnings:\n%s", testutil.Raws(warns))
+	}
+	t.Logf("%d task polls, %d events", w.Polls(), w.EventsApplied())
+}
