@@ -49,6 +49,9 @@ type scriptedSwarm struct {
 	calls    []string
 	changed  chan struct{}
 	ips      int
+	// The network web as NetworkInspect describes it.
+	netScope, netDriver string
+	netDetached         bool // not attachable
 }
 
 type scriptedTask struct {
@@ -178,7 +181,11 @@ func (e *scriptedSwarm) NetworkInspect(_ context.Context, ref string, _ network.
 	if ref != "web" && ref != swNetID {
 		return network.Inspect{}, errNotFound{}
 	}
-	return network.Inspect{Name: "web", ID: swNetID, Scope: "swarm", Driver: "overlay", Attachable: true}, nil
+	n := network.Inspect{Name: "web", ID: swNetID, Scope: "swarm", Driver: "overlay", Attachable: !e.netDetached}
+	if e.netScope != "" {
+		n.Scope, n.Driver = e.netScope, e.netDriver
+	}
+	return n, nil
 }
 
 func (e *scriptedSwarm) ClientVersion() string { return "1.41" }
@@ -634,5 +641,38 @@ func TestSkipSwarmTasks(t *testing.T) {
 	h := runWatcher(t, e, Config{Network: "web", SkipSwarmTasks: true, Dial: e.Dial})
 	h.rec.wait(t, machineWait, "only the plain container", func(s snapshot) bool {
 		return len(s.set) == 1 && s.set[0].ID == "plain"
+	})
+}
+
+// TestSwarmNetworkErrors: a --network that is not swarm-scoped, or not
+// attachable, or missing, is explained once with the fix.
+func TestSwarmNetworkErrors(t *testing.T) {
+	t.Run("local", func(t *testing.T) {
+		e := swarmWith("t1")
+		e.netScope, e.netDriver = "local", "bridge"
+		m := startSwarm(t, e)
+		m.logs.Wait(t, 1, machineWait, "warn", "local-scoped bridge network", "docker network create --driver overlay --attachable")
+		m.advance(swSlow, 1)
+		m.armed(1)
+		if n := len(m.logs.Lines("warn")); n != 1 {
+			t.Errorf("%d warnings, want 1", n)
+		}
+	})
+	t.Run("not attachable", func(t *testing.T) {
+		e := swarmWith("t1")
+		e.netDetached = true
+		m := startSwarm(t, e, "t1") // a service can still join it
+		m.logs.Wait(t, 1, machineWait, "warn", "not attachable", "--attachable", "run wharf as a service")
+	})
+	t.Run("missing", func(t *testing.T) {
+		e := swarmWith("t1")
+		m := &swarmMachine{t: t, e: e, clk: clock.NewFake(time.Now()), rec: newRecorder(), logs: &testutil.LogBuffer{}}
+		w := NewSwarm(e, SwarmConfig{Network: "nope", Log: zerolog.New(m.logs), Clock: m.clk, Dial: e.Dial}, m.rec.publish)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); w.Run(ctx) }()
+		defer func() { cancel(); <-done }()
+		m.logs.Wait(t, 1, machineWait, "warn", `network \"nope\" not found`, "docker network create --driver overlay --attachable nope")
+		m.want()
 	})
 }

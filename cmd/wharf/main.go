@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
@@ -122,7 +123,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 			engineVersion = "unreachable"
 		}
 		cancel()
-		swarmOn, err := swarmMode(ctx, cli, cfg.Swarm, log)
+		swarmOn, err := swarmMode(ctx, cli, cfg.Swarm, cfg.Network, log)
 		if err != nil {
 			return err
 		}
@@ -216,9 +217,10 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 }
 
 // swarmMode decides whether Swarm services are a source: mode "off" never,
-// "auto" when the engine is a Swarm manager, "on" always, failing with the
-// fix when the engine is not a manager.
-func swarmMode(ctx context.Context, cli *client.Client, mode string, log zerolog.Logger) (bool, error) {
+// "auto" when the engine is a Swarm manager and network is not a local
+// network (a manager's plain containers on a bridge need no Swarm source),
+// "on" always, failing with the fix when the engine is not a manager.
+func swarmMode(ctx context.Context, cli *client.Client, mode, netName string, log zerolog.Logger) (bool, error) {
 	if mode == "off" {
 		return false, nil
 	}
@@ -231,6 +233,16 @@ func swarmMode(ctx context.Context, cli *client.Client, mode string, log zerolog
 	case err != nil:
 		log.Warn().Err(err).Msg("--swarm auto: cannot ask the Docker engine whether it is a Swarm manager; Swarm services are not balanced")
 		return false, nil
+	case info.Swarm.ControlAvailable && mode == "auto":
+		nctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		n, err := cli.NetworkInspect(nctx, netName, network.InspectOptions{})
+		cancel()
+		if err == nil && n.Scope != "swarm" {
+			log.Info().Str("network", netName).Msgf("--swarm auto: %s is a %s-scoped network, which Swarm tasks cannot join: "+
+				"Swarm services are not balanced (use an overlay network to balance them)", netName, n.Scope)
+			return false, nil
+		}
+		return true, nil
 	case info.Swarm.ControlAvailable:
 		return true, nil
 	case mode == "on":

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/client"
@@ -16,15 +17,21 @@ import (
 	"github.com/wharflb/wharf/internal/testutil"
 )
 
-// infoEngine is an engine that answers GET /info with info.
+// infoEngine is an engine that answers GET /info with info, and GET
+// /networks/web with an overlay and /networks/bridged with a bridge.
 func infoEngine(t *testing.T, info system.Info) *client.Client {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasSuffix(r.URL.Path, "/info") {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/info"):
+			json.NewEncoder(w).Encode(info)
+		case strings.HasSuffix(r.URL.Path, "/networks/web"):
+			json.NewEncoder(w).Encode(network.Inspect{Name: "web", ID: "webid", Scope: "swarm", Driver: "overlay"})
+		case strings.HasSuffix(r.URL.Path, "/networks/bridged"):
+			json.NewEncoder(w).Encode(network.Inspect{Name: "bridged", ID: "bridgedid", Scope: "local", Driver: "bridge"})
+		default:
 			http.NotFound(w, r)
-			return
 		}
-		json.NewEncoder(w).Encode(info)
 	}))
 	t.Cleanup(srv.Close)
 	cli, err := client.NewClientWithOpts(client.WithHost("tcp://"+strings.TrimPrefix(srv.URL, "http://")), client.WithVersion("1.41"))
@@ -45,22 +52,26 @@ func TestSwarmMode(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name, mode string
+		net        string
 		info       system.Info
 		on         bool
 		errHas     string
 		warnHas    string
 	}{
-		{"auto on a manager", "auto", manager, true, "", ""},
-		{"auto on a worker", "auto", worker, false, "", "--constraint node.role==manager"},
-		{"auto without swarm", "auto", single, false, "", ""},
-		{"on on a manager", "on", manager, true, "", ""},
-		{"on on a worker", "on", worker, false, "run wharf on a manager node: --constraint node.role==manager", ""},
-		{"on without swarm", "on", single, false, "not a Swarm manager (swarm state inactive)", ""},
-		{"off on a manager", "off", manager, false, "", ""},
+		{"auto on a manager", "auto", "web", manager, true, "", ""},
+		{"auto on a manager, a bridge network", "auto", "bridged", manager, false, "", ""},
+		{"auto on a manager, network not there yet", "auto", "later", manager, true, "", ""},
+		{"auto on a worker", "auto", "web", worker, false, "", "--constraint node.role==manager"},
+		{"auto without swarm", "auto", "web", single, false, "", ""},
+		{"on on a manager", "on", "web", manager, true, "", ""},
+		{"on on a manager, a bridge network", "on", "bridged", manager, true, "", ""},
+		{"on on a worker", "on", "web", worker, false, "run wharf on a manager node: --constraint node.role==manager", ""},
+		{"on without swarm", "on", "web", single, false, "not a Swarm manager (swarm state inactive)", ""},
+		{"off on a manager", "off", "web", manager, false, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			logs := &testutil.LogBuffer{}
-			on, err := swarmMode(ctx, infoEngine(t, tc.info), tc.mode, zerolog.New(logs))
+			on, err := swarmMode(ctx, infoEngine(t, tc.info), tc.mode, tc.net, zerolog.New(logs))
 			if on != tc.on {
 				t.Errorf("on = %v, want %v", on, tc.on)
 			}
