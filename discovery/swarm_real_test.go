@@ -22,7 +22,8 @@ import (
 // TestSwarmRealScale runs a SwarmWatcher against the manager of a real
 // three-node swarm (one manager) and checks that it publishes exactly the
 // overlay addresses of a dnsrr service's running tasks as the service is
-// scaled from 3 to 5 and to 2. The watcher's probes dial from a container
+// scaled from 3 to 5 and to 2, and that a forced rolling update takes each
+// old task out of the published set before its container gets SIGTERM. The watcher's probes dial from a container
 // attached to the overlay on the manager: the overlay's addresses are not
 // reachable from the test's own network namespace, and nothing is sent
 // there from it.
@@ -135,8 +136,84 @@ func TestSwarmRealScale(t *testing.T) {
 	}
 	wantTasks(5, scale(5))
 	wantTasks(2, scale(2))
+	rollingUpdate(t, sw, rec, created.ID)
 	if warns := logs.Lines("warn"); len(warns) > 0 {
 		t.Errorf("warnings:\n%s", testutil.Raws(warns))
 	}
 	t.Logf("%d task polls, %d events", w.Polls(), w.EventsApplied())
+}
+
+// rollingUpdate forces a rolling update (one task at a time, stop first)
+// of service id and checks that every old task was out of the published
+// set before its container was sent a signal, as the engine of its node
+// reports it, and logs how long after reaching running each new task was
+// published.
+func rollingUpdate(t *testing.T, sw *swarmtest.Swarm, rec *recorder, id string) {
+	t.Helper()
+	mgr := sw.Manager()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var kills []*eventLog
+	for _, n := range sw.Nodes {
+		kills = append(kills, watchEvents(t, n.Client))
+	}
+	old := sw.WaitTasks("api", 2, time.Minute)
+	from := rec.count() - 1
+	svc, _, err := mgr.Client.ServiceInspectWithRaw(ctx, id, swarm.ServiceInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Spec.TaskTemplate.ForceUpdate++
+	if _, err := mgr.Client.ServiceUpdate(ctx, id, svc.Version, svc.Spec, swarm.ServiceUpdateOptions{}); err != nil {
+		t.Fatalf("update api: %v", err)
+	}
+	testutil.Eventually(t, 2*time.Minute, "the rolling update of api completes", func() bool {
+		s, _, err := mgr.Client.ServiceInspectWithRaw(ctx, id, swarm.ServiceInspectOptions{})
+		return err == nil && s.UpdateStatus != nil && s.UpdateStatus.State == swarm.UpdateStateCompleted
+	})
+	fresh := sw.WaitTasks("api", 2, time.Minute)
+	var want []string
+	for _, task := range fresh {
+		want = append(want, task.ID)
+	}
+	slices.Sort(want)
+	rec.wait(t, 30*time.Second, "the new tasks are published", func(s snapshot) bool {
+		var got []string
+		for _, b := range s.set {
+			got = append(got, b.ID)
+		}
+		slices.Sort(got)
+		return slices.Equal(got, want)
+	})
+
+	for _, task := range old {
+		cid := task.Status.ContainerStatus.ContainerID
+		var kill time.Time
+		for _, l := range kills {
+			if ms := l.all(cid, "kill"); len(ms) > 0 {
+				kill = evTime(ms[0])
+			}
+		}
+		ts := rec.transitions(task.ID, from)
+		switch {
+		case kill.IsZero():
+			t.Errorf("old task %s: no kill event for its container %s", task.ID, short(cid))
+		case len(ts) != 2 || !ts[0].in || ts[1].in:
+			t.Errorf("old task %s: membership %s, want in,out", task.ID, seq(ts))
+		case !ts[1].at.Before(kill):
+			t.Errorf("old task %s: out %s after its container's SIGTERM", task.ID, ts[1].at.Sub(kill))
+		default:
+			t.Logf("old task %s (slot %d): out %s before its container's SIGTERM", short(task.ID), task.Slot,
+				kill.Sub(ts[1].at).Round(time.Millisecond))
+		}
+	}
+	for _, task := range fresh {
+		ts := rec.transitions(task.ID, from)
+		if len(ts) < 2 || !ts[1].in {
+			t.Errorf("new task %s: membership %s", task.ID, seq(ts))
+			continue
+		}
+		t.Logf("new task %s (slot %d): published %s after it reached running", short(task.ID), task.Slot,
+			ts[1].at.Sub(task.Status.Timestamp).Round(time.Millisecond))
+	}
 }
