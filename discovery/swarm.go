@@ -295,7 +295,14 @@ func (w *SwarmWatcher) session(ctx context.Context, recovering bool, outageStart
 			}
 			polled = true
 		case <-poll.C():
-			err = w.pollTasks(ctx)
+			if w.networkID == "" {
+				// Missing or not usable at the last look: look again, so
+				// that creating it is enough.
+				err = w.resolveNetwork(ctx)
+			}
+			if err == nil {
+				err = w.pollTasks(ctx)
+			}
 			polled = true
 		case p := <-w.probes:
 			w.probed(p)
@@ -732,13 +739,6 @@ func (w *SwarmWatcher) stopProbes() {
 		}
 	}
 	w.probers.Wait()
-	// A task being probed when the session ended is probed again by the
-	// next resync: forget its address so that it is.
-	for _, e := range w.tasks {
-		if !e.routable {
-			e.backend.Addr = ""
-		}
-	}
 }
 
 // taskOut takes e out of selection (reason is for the debug log).

@@ -675,4 +675,16 @@ func TestSwarmNetworkErrors(t *testing.T) {
 		m.logs.Wait(t, 1, machineWait, "warn", `network \"nope\" not found`, "docker network create --driver overlay --attachable nope")
 		m.want()
 	})
+	t.Run("created later", func(t *testing.T) {
+		e := swarmWith("t1")
+		e.netScope, e.netDriver = "local", "bridge"
+		m := startSwarm(t, e)
+		m.logs.Wait(t, 1, machineWait, "warn", "local-scoped")
+		e.mu.Lock()
+		e.netScope = ""
+		e.mu.Unlock()
+		m.advance(swSlow, 1)
+		m.want("t1")
+		m.logs.Wait(t, 1, machineWait, "info", "network found")
+	})
 }
