@@ -141,6 +141,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 				func(list []lb.Backend) { bal.Update("swarm", list) })
 			go sw.Run(ctx)
 			ready = func() bool { return w.Synced() && sw.Synced() }
+			disc = bothSources{w, sw}
 		}
 	}
 
@@ -215,6 +216,15 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 	log.Info().Msg("wharf stopped accepting; in-flight requests finished")
 	return err
 }
+
+// bothSources reports the container and Swarm watchers to /metrics as one
+// discovery source: their events and resyncs add up, and it is connected
+// while both are. Its methods are safe for concurrent use, as theirs are.
+type bothSources [2]admin.DiscoveryStats
+
+func (b bothSources) EventsApplied() uint64 { return b[0].EventsApplied() + b[1].EventsApplied() }
+func (b bothSources) Resyncs() uint64       { return b[0].Resyncs() + b[1].Resyncs() }
+func (b bothSources) Connected() bool       { return b[0].Connected() && b[1].Connected() }
 
 // swarmMode decides whether Swarm services are a source: mode "off" never,
 // "auto" when the engine is a Swarm manager and network is not a local

@@ -84,3 +84,24 @@ func TestSwarmMode(t *testing.T) {
 		})
 	}
 }
+
+type statsOf struct {
+	events, resyncs uint64
+	connected       bool
+}
+
+func (s statsOf) EventsApplied() uint64 { return s.events }
+func (s statsOf) Resyncs() uint64       { return s.resyncs }
+func (s statsOf) Connected() bool       { return s.connected }
+
+// TestBothSources: /metrics counts the events and resyncs of both
+// watchers, and says connected only while both are.
+func TestBothSources(t *testing.T) {
+	b := bothSources{statsOf{3, 1, true}, statsOf{4, 2, false}}
+	if b.EventsApplied() != 7 || b.Resyncs() != 3 || b.Connected() {
+		t.Errorf("events %d resyncs %d connected %v", b.EventsApplied(), b.Resyncs(), b.Connected())
+	}
+	if !(bothSources{statsOf{connected: true}, statsOf{connected: true}}).Connected() {
+		t.Error("not connected with both sources connected")
+	}
+}
