@@ -68,6 +68,7 @@ func TestSwarmRealScale(t *testing.T) {
 	}
 
 	rec, logs := newRecorder(), &testutil.LogBuffer{}
+	started := time.Now()
 	w := NewSwarm(mgr.Client, SwarmConfig{Network: netName, Dial: dial,
 		Log: zerolog.New(logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()}, rec.publish)
 	wctx, wcancel := context.WithCancel(context.Background())
@@ -140,7 +141,26 @@ func TestSwarmRealScale(t *testing.T) {
 	if warns := logs.Lines("warn"); len(warns) > 0 {
 		t.Errorf("warnings:\n%s", testutil.Raws(warns))
 	}
-	t.Logf("%d task polls, %d events", w.Polls(), w.EventsApplied())
+	// The load on the manager: never more than one task list per fast
+	// interval, plus one per step that handled events, plus the resyncs'.
+	elapsed := time.Since(started)
+	polls, evs := w.Polls(), w.EventsApplied()
+	if bound := uint64(elapsed/DefaultSwarmFastPoll) + evs + 2*w.Resyncs(); polls > bound {
+		t.Errorf("%d task polls in %s with %d events, more than %d", polls, elapsed.Round(time.Millisecond), evs, bound)
+	}
+	t.Logf("%d task polls in %s (%.1f/s) with %d events", polls, elapsed.Round(time.Millisecond),
+		float64(polls)/elapsed.Seconds(), evs)
+
+	// Once quiet, the tasks are read once a second.
+	n := len(logs.Lines("debug", "polling the tasks", `"every":1000`))
+	logs.Wait(t, n+1, DefaultSwarmFastFor+30*time.Second, "debug", "polling the tasks", `"every":1000`)
+	before, t0 := w.Polls(), time.Now()
+	<-time.After(3 * time.Second) // a measuring window, not a wait for a state
+	steady := float64(w.Polls()-before) / time.Since(t0).Seconds()
+	if steady > 1.5 {
+		t.Errorf("%.1f task polls a second in the steady state, want 1", steady)
+	}
+	t.Logf("steady state: %.2f task polls a second", steady)
 }
 
 // rollingUpdate forces a rolling update (one task at a time, stop first)
