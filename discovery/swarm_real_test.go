@@ -28,62 +28,13 @@ import (
 // reachable from the test's own network namespace, and nothing is sent
 // there from it.
 func TestSwarmRealScale(t *testing.T) {
-	img := dockertest.WebtestImage(t, dockertest.Require(t))
-	sw := swarmtest.Start(t, swarmtest.Options{Nodes: 3, Managers: 1})
-	sw.LoadImage(img)
-	const netName = "web"
-	netID := sw.CreateOverlay(netName, true)
-	mgr := sw.Manager()
+	r := startRealSwarm(t, 3)
+	sw, mgr, netID, netName := r.sw, r.sw.Manager(), r.netID, realNet
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-
-	// The probes' vantage point: a container on the overlay, on the manager.
-	cl, err := mgr.Client.ContainerCreate(ctx, &container.Config{Image: img},
-		&container.HostConfig{NetworkMode: container.NetworkMode(netName)},
-		&network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{netName: {}}}, nil, "prober")
-	if err != nil {
-		t.Fatalf("create the prober container: %v", err)
-	}
-	if err := mgr.Client.ContainerStart(ctx, cl.ID, container.StartOptions{}); err != nil {
-		t.Fatalf("start the prober container: %v", err)
-	}
-	hc, err := mgr.ContainerHTTPClient(ctx, cl.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dial := hc.Transport.(*http.Transport).DialContext
-
-	replicas := uint64(3)
-	created, err := mgr.Client.ServiceCreate(ctx, swarm.ServiceSpec{
-		Annotations: swarm.Annotations{Name: "api", Labels: map[string]string{"lb.enable": "true", "lb.port": "6969"}},
-		TaskTemplate: swarm.TaskSpec{
-			ContainerSpec: &swarm.ContainerSpec{Image: img},
-			Networks:      []swarm.NetworkAttachmentConfig{{Target: netName}},
-		},
-		Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &replicas}},
-		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR},
-	}, swarm.ServiceCreateOptions{QueryRegistry: false})
-	if err != nil {
-		t.Fatalf("create service api: %v", err)
-	}
-
-	rec, logs := newRecorder(), &testutil.LogBuffer{}
-	started := time.Now()
-	w := NewSwarm(mgr.Client, SwarmConfig{Network: netName, Dial: dial,
-		Log: zerolog.New(logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()}, rec.publish)
-	wctx, wcancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		w.Run(wctx)
-	}()
-	t.Cleanup(func() {
-		wcancel()
-		<-done
-		if t.Failed() {
-			t.Logf("watcher log:\n%s", logs.String())
-		}
-	})
+	created := r.service
+	rec, logs, w := r.rec, r.logs, r.w
+	started := r.started
 
 	// wantTasks waits until the published set is exactly the overlay
 	// addresses of the service's n running tasks.
@@ -161,6 +112,155 @@ func TestSwarmRealScale(t *testing.T) {
 		t.Errorf("%.1f task polls a second in the steady state, want 1", steady)
 	}
 	t.Logf("steady state: %.2f task polls a second", steady)
+}
+
+// realNet is the overlay of the real-swarm tests.
+const realNet = "web"
+
+// realSwarm is a three-node swarm (one manager) with an attachable
+// overlay, a dnsrr service api of webtest replicas labelled lb.enable=true
+// lb.port=6969, and a SwarmWatcher of the overlay on the manager whose
+// probes dial from a container attached to the overlay on the manager.
+type realSwarm struct {
+	sw      *swarmtest.Swarm
+	netID   string
+	service swarm.ServiceCreateResponse
+	rec     *recorder
+	logs    *testutil.LogBuffer
+	w       *SwarmWatcher
+	started time.Time // when the watcher started
+}
+
+func startRealSwarm(t *testing.T, replicas uint64) *realSwarm {
+	t.Helper()
+	img := dockertest.WebtestImage(t, dockertest.Require(t))
+	r := &realSwarm{sw: swarmtest.Start(t, swarmtest.Options{Nodes: 3, Managers: 1})}
+	r.sw.LoadImage(img)
+	r.netID = r.sw.CreateOverlay(realNet, true)
+	mgr := r.sw.Manager()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	// The probes' vantage point: a container on the overlay, on the manager.
+	cl, err := mgr.Client.ContainerCreate(ctx, &container.Config{Image: img},
+		&container.HostConfig{NetworkMode: container.NetworkMode(realNet)},
+		&network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{realNet: {}}}, nil, "prober")
+	if err != nil {
+		t.Fatalf("create the prober container: %v", err)
+	}
+	if err := mgr.Client.ContainerStart(ctx, cl.ID, container.StartOptions{}); err != nil {
+		t.Fatalf("start the prober container: %v", err)
+	}
+	hc, err := mgr.ContainerHTTPClient(ctx, cl.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := hc.Transport.(*http.Transport).DialContext
+
+	r.service, err = mgr.Client.ServiceCreate(ctx, swarm.ServiceSpec{
+		Annotations: swarm.Annotations{Name: "api", Labels: map[string]string{"lb.enable": "true", "lb.port": "6969"}},
+		TaskTemplate: swarm.TaskSpec{
+			ContainerSpec: &swarm.ContainerSpec{Image: img},
+			Networks:      []swarm.NetworkAttachmentConfig{{Target: realNet}},
+		},
+		Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &replicas}},
+		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR},
+	}, swarm.ServiceCreateOptions{QueryRegistry: false})
+	if err != nil {
+		t.Fatalf("create service api: %v", err)
+	}
+
+	r.rec, r.logs = newRecorder(), &testutil.LogBuffer{}
+	r.started = time.Now()
+	r.w = NewSwarm(mgr.Client, SwarmConfig{Network: realNet, Dial: dial,
+		Log: zerolog.New(r.logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()}, r.rec.publish)
+	wctx, wcancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.w.Run(wctx)
+	}()
+	t.Cleanup(func() {
+		wcancel()
+		<-done
+		if t.Failed() {
+			t.Logf("watcher log:\n%s", r.logs.String())
+		}
+	})
+	return r
+}
+
+// TestSwarmRealNodeDown: when a worker is cut off from the swarm, the
+// manager marks it down and the watcher takes its tasks out, while the
+// other nodes' tasks stay.
+func TestSwarmRealNodeDown(t *testing.T) {
+	r := startRealSwarm(t, 3)
+	mgr := r.sw.Manager()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	tasks := r.sw.WaitTasks("api", 3, 2*time.Minute)
+	var all []string
+	for _, task := range tasks {
+		all = append(all, task.ID)
+	}
+	slices.Sort(all)
+	hasIDs := func(ids []string) func(snapshot) bool {
+		return func(s snapshot) bool {
+			var got []string
+			for _, b := range s.set {
+				got = append(got, b.ID)
+			}
+			slices.Sort(got)
+			return slices.Equal(got, ids)
+		}
+	}
+	r.rec.wait(t, 30*time.Second, "the three tasks are published", hasIDs(all))
+
+	n3, err := r.sw.Node(3).Client.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onN3, others []string
+	for _, task := range tasks {
+		if task.NodeID == n3.Swarm.NodeID {
+			onN3 = append(onN3, task.ID)
+		} else {
+			others = append(others, task.ID)
+		}
+	}
+	slices.Sort(others)
+	if len(onN3) == 0 {
+		t.Fatalf("no task of api on node3 (%s): %+v", n3.Swarm.NodeID, tasks)
+	}
+	from := r.rec.count() - 1
+	cut := time.Now()
+	r.sw.CutLink(3)
+	defer r.sw.RestoreLink(3)
+	var down time.Time
+	testutil.Eventually(t, 2*time.Minute, "the manager marks node3 down", func() bool {
+		n, _, err := mgr.Client.NodeInspectWithRaw(ctx, n3.Swarm.NodeID)
+		if err == nil && n.Status.State == swarm.NodeStateDown {
+			down = time.Now()
+			return true
+		}
+		return false
+	})
+	s, _ := r.rec.wait(t, 30*time.Second, "node3's tasks are out", func(s snapshot) bool {
+		for _, id := range onN3 {
+			if _, in := s.find(id); in {
+				return false
+			}
+		}
+		return true
+	})
+	for _, id := range others {
+		if ts := r.rec.transitions(id, from); len(ts) != 1 || !ts[0].in {
+			t.Errorf("task %s on another node: membership %s, want in", id, seq(ts))
+		}
+	}
+	reasons := r.logs.Lines("debug", "out of selection")
+	t.Logf("node3's %d tasks out %s after the cut, %s after the test saw node3 down; %s",
+		len(onN3), s.at.Sub(cut).Round(time.Millisecond), s.at.Sub(down).Round(time.Millisecond), testutil.Raws(reasons))
 }
 
 // rollingUpdate forces a rolling update (one task at a time, stop first)
