@@ -261,9 +261,9 @@ func TestMapTaskCases(t *testing.T) {
 	if r := MapTask(task(nil), svc, "app", true); r.Status != Unready || !strings.Contains(r.Reason, "down") {
 		t.Errorf("node down: %v %q", r.Status, r.Reason)
 	}
-	g := svcWith("agent", map[string]string{"lb.enable": "true", "lb.port": "80"})
+	g := svcWith("monitor", map[string]string{"lb.enable": "true", "lb.port": "80"})
 	g.Spec.Mode.Global = &swarm.GlobalService{}
-	if r := MapTask(task(func(tk *swarm.Task) { tk.Slot = 0 }), MapService(g, ""), "app", false); r.Backend.Name != "agent.n1" {
-		t.Errorf("global task named %q, want agent.n1", r.Backend.Name)
+	if r := MapTask(task(func(tk *swarm.Task) { tk.Slot = 0 }), MapService(g, ""), "app", false); r.Backend.Name != "monitor.n1" {
+		t.Errorf("global task named %q, want monitor.n1", r.Backend.Name)
 	}
 }
