@@ -49,10 +49,11 @@ type SwarmEngine interface {
 //
 // The load on the manager is therefore: nothing while no service is
 // labelled; one GET /tasks a second in the steady state; four a second for
-// DefaultSwarmFastFor after a service or node event, during a rolling
-// update and while a task of a labelled service is starting; plus one GET
-// /services per service event and one GET /nodes per node event (events
-// queued together share them).
+// DefaultSwarmFastFor after an event of a node or of a balanced service,
+// during a rolling update and while a task of a balanced service is
+// starting, plus one at each such event (events queued together share
+// it); one GET /services per service event, one GET /nodes per node
+// event. Another service's event costs its GET /services only.
 const (
 	DefaultSwarmFastPoll = 250 * time.Millisecond
 	DefaultSwarmSlowPoll = time.Second
@@ -66,8 +67,9 @@ type SwarmConfig struct {
 	Log         zerolog.Logger
 
 	// FastPoll and SlowPoll are the intervals between reads of the
-	// tasks; FastPoll applies for FastFor after a service or node event,
-	// during a rolling update and while a task is starting.
+	// tasks; FastPoll applies for FastFor after an event of a node or of
+	// a balanced service, during a rolling update and while a task is
+	// starting.
 	FastPoll, SlowPoll, FastFor time.Duration
 
 	// ProbeInterval is how often a new task's port is tried before it is
@@ -281,19 +283,24 @@ func (w *SwarmWatcher) session(ctx context.Context, recovering bool, outageStart
 			}
 			return true, fmt.Errorf("discovery: events stream: %w", err)
 		case m := <-msgs:
-			err = w.handle(ctx, m)
+			// Coalesce: apply what already queued up, then poll once if
+			// any of it concerns the balanced tasks.
+			var relevant bool
+			relevant, err = w.handle(ctx, m)
 			for drained := false; err == nil && !drained; {
 				select {
 				case m := <-msgs:
-					err = w.handle(ctx, m)
+					var r bool
+					r, err = w.handle(ctx, m)
+					relevant = relevant || r
 				default:
 					drained = true
 				}
 			}
-			if err == nil {
+			if err == nil && relevant {
 				err = w.pollTasks(ctx)
+				polled = true
 			}
-			polled = true
 		case <-poll.C():
 			if w.networkID == "" {
 				// Missing or not usable at the last look: look again, so
@@ -539,23 +546,43 @@ func (w *SwarmWatcher) listNodes(ctx context.Context) error {
 
 // handle applies one service or node event: a removed service's tasks are
 // out at once, without asking the manager; otherwise the service or the
-// nodes are read again. Every event makes polling fast for FastFor.
-func (w *SwarmWatcher) handle(ctx context.Context, m events.Message) error {
+// nodes are read again. It reports whether the event may change the tasks
+// to route (a node's, or a service that is or was balanced): only those
+// make polling fast for FastFor, so that a busy swarm's other services
+// cost one GET /services per event and nothing more.
+func (w *SwarmWatcher) handle(ctx context.Context, m events.Message) (bool, error) {
 	w.eventsApplied.Add(1)
-	w.fastUntil = w.cfg.Clock.Now().Add(w.cfg.FastFor)
 	w.log.Debug().Str("type", string(m.Type)).Str("action", string(m.Action)).
 		Str("name", m.Actor.Attributes["name"]).Msg("event")
 	switch m.Type {
 	case events.ServiceEventType:
+		id := m.Actor.ID
 		if m.Action == events.ActionRemove {
-			w.removeService(m.Actor.ID)
-			return nil
+			w.removeService(id)
+			return false, nil
 		}
-		return w.listServices(ctx, m.Actor.ID)
+		was := w.balanced(id)
+		if err := w.listServices(ctx, id); err != nil {
+			return false, err
+		}
+		if !was && !w.balanced(id) {
+			return false, nil
+		}
 	case events.NodeEventType:
-		return w.listNodes(ctx)
+		if err := w.listNodes(ctx); err != nil {
+			return false, err
+		}
+	default:
+		return false, nil
 	}
-	return nil
+	w.fastUntil = w.cfg.Clock.Now().Add(w.cfg.FastFor)
+	return true, nil
+}
+
+// balanced reports whether service id is labelled for wharf and valid.
+func (w *SwarmWatcher) balanced(id string) bool {
+	s := w.services[id]
+	return s != nil && s.res.Status == Routable
 }
 
 // pollTasks reads the tasks of the labelled services, with one request,

@@ -688,3 +688,25 @@ func TestSwarmNetworkErrors(t *testing.T) {
 		m.logs.Wait(t, 1, machineWait, "info", "network found")
 	})
 }
+
+// TestSwarmOtherServicesCostLittle: an event of a service that is not
+// balanced costs one GET /services, no task poll, and leaves polling slow.
+func TestSwarmOtherServicesCostLittle(t *testing.T) {
+	e := swarmWith("t1")
+	e.addService("other")
+	m := startSwarm(t, e, "t1")
+	m.cadence(1, swSlow)
+	services, tasks := e.count("ServiceList"), e.count("TaskList")
+	m.e.send(t, serviceEvent("other", "update"))
+	m.advance(swSlow, 1) // the event was taken, so it is handled before the poll
+	m.armed(1)
+	if n := e.count("ServiceList") - services; n != 1 {
+		t.Errorf("%d service lists, want 1", n)
+	}
+	if n := e.count("TaskList") - tasks; n != 1 {
+		t.Errorf("%d task lists, want the slow poll's only", n)
+	}
+	if ls := m.logs.Lines("debug", "polling the tasks", `"every":250`); len(ls) > 0 {
+		t.Errorf("polling went fast:\n%s", testutil.Raws(ls))
+	}
+}
