@@ -47,6 +47,9 @@ type Config struct {
 	Network     string // name or ID of the network whose containers are balanced
 	LabelPrefix string // "lb" by default
 	Log         zerolog.Logger
+	// SkipSwarmTasks leaves out the containers of Swarm tasks: a
+	// SwarmWatcher balances them as tasks of their service.
+	SkipSwarmTasks bool
 
 	// ProbeInterval is how often a started container's port is tried
 	// before it is routed; ProbeTimeout is how long it is tried at most.
@@ -131,6 +134,7 @@ type Watcher struct {
 // entry is the watcher's view of one container.
 type entry struct {
 	id, name string
+	service  string // a task's service ID (SwarmWatcher only)
 	backend  lb.Backend
 	routable bool
 	probing  context.CancelFunc // non-nil while the port is being probed
@@ -292,6 +296,9 @@ func (w *Watcher) session(ctx context.Context, recovering bool, outageStart time
 		}
 	}
 }
+
+// swarmTaskLabel is set by the Engine on the containers of Swarm tasks.
+const swarmTaskLabel = "com.docker.swarm.task.id"
 
 // eventFilters selects the events that can change the routable set.
 func eventFilters() filters.Args {
@@ -505,6 +512,9 @@ func (w *Watcher) refresh(ctx context.Context, id string) error {
 // update applies the inspect data c of container id.
 func (w *Watcher) update(ctx context.Context, id string, c container.InspectResponse) {
 	v := Map(c, w.cfg.Network, w.cfg.LabelPrefix)
+	if w.cfg.SkipSwarmTasks && c.Config != nil && c.Config.Labels[swarmTaskLabel] != "" {
+		v = Result{Status: Ignored, Reason: "a Swarm task, balanced by its service"}
+	}
 	e := w.entries[id]
 	if v.Status == Ignored {
 		if e != nil {

@@ -18,6 +18,7 @@ import (
 type config struct {
 	Listen              string
 	Network             string
+	Swarm               string // "auto", "on" or "off": Swarm services as a source
 	LabelPrefix         string
 	Upstreams           []lb.Backend
 	AdminListen         string
@@ -54,6 +55,9 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	fs.StringVar(&c.Listen, "listen", ":10000", "client entry point (HTTP, or HTTPS with --tls-cert)")
 	fs.StringVar(&c.Network, "network", "", "Docker network whose labelled containers are balanced")
 	fs.StringVar(&c.LabelPrefix, "label-prefix", "lb", "prefix of the container labels")
+	c.Swarm = "auto"
+	fs.Func("swarm", "Swarm services of --network as a source: auto (on when the engine is a Swarm manager), on or off (default auto)",
+		oneOf(&c.Swarm, "auto", "on", "off"))
 	fs.Func("upstream", "static peer, repeatable: HOST:PORT or unix:/PATH[,"+lb.UpstreamOptions()+"]", func(s string) error {
 		for _, spec := range strings.Fields(s) {
 			b, err := lb.ParseUpstream(spec)
@@ -166,6 +170,8 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	switch {
 	case c.Network == "" && len(c.Upstreams) == 0:
 		return nil, errors.New("nothing to balance: give --network (Docker discovery) or --upstream (static peers)")
+	case c.Swarm == "on" && c.Network == "":
+		return nil, errors.New("--swarm on needs --network: the overlay network whose services are balanced")
 	case (c.TLSCert == "") != (c.TLSKey == ""):
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	}

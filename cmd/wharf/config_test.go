@@ -56,6 +56,28 @@ func TestParseConfig(t *testing.T) {
 				}
 				return ""
 			}},
+		{name: "swarm default auto", args: []string{"--network", "n"}, check: func(c *config) string {
+			if c.Swarm != "auto" {
+				return "swarm " + c.Swarm
+			}
+			return ""
+		}},
+		{name: "swarm from env", args: []string{"--network", "n"}, env: map[string]string{"WHARF_SWARM": "off"},
+			check: func(c *config) string {
+				if c.Swarm != "off" {
+					return "swarm " + c.Swarm
+				}
+				return ""
+			}},
+		{name: "swarm flag", args: []string{"--network", "n", "--swarm", "on"}, check: func(c *config) string {
+			if c.Swarm != "on" {
+				return "swarm " + c.Swarm
+			}
+			return ""
+		}},
+		{name: "bad swarm", args: []string{"--network", "n", "--swarm", "yes"}, wantErr: "--swarm"},
+		{name: "bad swarm env", args: []string{"--network", "n"}, env: map[string]string{"WHARF_SWARM": "maybe"}, wantErr: "WHARF_SWARM"},
+		{name: "swarm on without network", args: []string{"--upstream", "127.0.0.1:1", "--swarm", "on"}, wantErr: "--network"},
 		{name: "nothing to balance", wantErr: "--network"},
 		{name: "unknown flag", args: []string{"--colour", "x"}, wantErr: "--colour"},
 		{name: "bad tries", args: []string{"--network", "n", "--next-upstream-tries", "-1"}, wantErr: "--next-upstream-tries"},

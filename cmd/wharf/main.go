@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
@@ -123,11 +124,26 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 			engineVersion = "unreachable"
 		}
 		cancel()
-		w := discovery.New(cli, discovery.Config{Network: cfg.Network, LabelPrefix: cfg.LabelPrefix, Log: log},
+		swarmOn, err := swarmMode(ctx, cli, cfg.Swarm, cfg.Network, log)
+		if err != nil {
+			return err
+		}
+		// Each source publishes its own complete snapshot under its own
+		// name; the balancer keeps the last one of each and builds one
+		// table from their union (with the static peers).
+		w := discovery.New(cli, discovery.Config{Network: cfg.Network, LabelPrefix: cfg.LabelPrefix, Log: log,
+			SkipSwarmTasks: swarmOn},
 			func(list []lb.Backend) { bal.Update("docker", list) })
 		go w.Run(ctx)
 		ready = w.Synced
 		disc = w
+		if swarmOn {
+			sw := discovery.NewSwarm(cli, discovery.SwarmConfig{Network: cfg.Network, LabelPrefix: cfg.LabelPrefix, Log: log},
+				func(list []lb.Backend) { bal.Update("swarm", list) })
+			go sw.Run(ctx)
+			ready = func() bool { return w.Synced() && sw.Synced() }
+			disc = bothSources{w, sw}
+		}
 	}
 
 	maxConns := cfg.MaxConns
@@ -217,6 +233,53 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 	err = proxy.Serve(ctx, srv, ln, cfg.ShutdownTimeout)
 	log.Info().Msg("wharf stopped accepting; in-flight requests finished")
 	return err
+}
+
+// bothSources reports the container and Swarm watchers to /metrics as one
+// discovery source: their events and resyncs add up, and it is connected
+// while both are. Its methods are safe for concurrent use, as theirs are.
+type bothSources [2]admin.DiscoveryStats
+
+func (b bothSources) EventsApplied() uint64 { return b[0].EventsApplied() + b[1].EventsApplied() }
+func (b bothSources) Resyncs() uint64       { return b[0].Resyncs() + b[1].Resyncs() }
+func (b bothSources) Connected() bool       { return b[0].Connected() && b[1].Connected() }
+
+// swarmMode decides whether Swarm services are a source: mode "off" never,
+// "auto" when the engine is a Swarm manager and network is not a local
+// network (a manager's plain containers on a bridge need no Swarm source),
+// "on" always, failing with the fix when the engine is not a manager.
+func swarmMode(ctx context.Context, cli *client.Client, mode, netName string, log zerolog.Logger) (bool, error) {
+	if mode == "off" {
+		return false, nil
+	}
+	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	info, err := cli.Info(ictx)
+	cancel()
+	switch {
+	case err != nil && mode == "on":
+		return false, fmt.Errorf("--swarm on: ask the Docker engine whether it is a Swarm manager: %w", err)
+	case err != nil:
+		log.Warn().Err(err).Msg("--swarm auto: cannot ask the Docker engine whether it is a Swarm manager; Swarm services are not balanced")
+		return false, nil
+	case info.Swarm.ControlAvailable && mode == "auto":
+		nctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		n, err := cli.NetworkInspect(nctx, netName, network.InspectOptions{})
+		cancel()
+		if err == nil && n.Scope != "swarm" {
+			log.Info().Str("network", netName).Msgf("--swarm auto: %s is a %s-scoped network, which Swarm tasks cannot join: "+
+				"Swarm services are not balanced (use an overlay network to balance them)", netName, n.Scope)
+			return false, nil
+		}
+		return true, nil
+	case info.Swarm.ControlAvailable:
+		return true, nil
+	case mode == "on":
+		return false, fmt.Errorf("--swarm on: %w", &discovery.NotManagerError{State: string(info.Swarm.LocalNodeState)})
+	case info.Swarm.LocalNodeState == "active":
+		log.Warn().Msg("this Docker engine is a Swarm worker: Swarm services are not balanced; " +
+			"run wharf on a manager node (--constraint node.role==manager) to balance them")
+	}
+	return false, nil
 }
 
 // certReloader serves the certificate pair from disk and reloads it on
