@@ -317,7 +317,7 @@ func (f *forwarding) finishBody() bool {
 // attempt sends the request to peer and passes its answer to the client.
 func (f *forwarding) attempt(peer *lb.Peer, swallow bool) (status int, keep bool, out outcome, err error) {
 	c := f.c
-	pool := fastPool(peer, c.s.cfg.dialTimeout())
+	pool := fastPool(peer, &c.s.cfg)
 	peer.Begin()
 	// The clock is read as few times as will do: it is a measurable share
 	// of a request's user time.

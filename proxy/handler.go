@@ -367,7 +367,7 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 // peer's idle connections can be closed when it leaves.
 func (h *Handler) roundTrip(r *http.Request) (*http.Response, error) {
 	a := attemptOf(r)
-	pc := connsOf(a.peer, h.cfg.dialTimeout())
+	pc := connsOf(a.peer, &h.cfg)
 	pc.stdOnce.Do(func() { pc.std = h.newTransport(a.peer) })
 	return pc.std.RoundTrip(r)
 }
@@ -379,7 +379,7 @@ type peerTransport struct {
 }
 
 func (h *Handler) newTransport(p *lb.Peer) *peerTransport {
-	d := &net.Dialer{Timeout: h.cfg.dialTimeout(), KeepAlive: 30 * time.Second}
+	d := h.cfg.peerDialer()
 	headerTimeout := h.cfg.responseHeaderTimeout()
 	network, addr := p.Network, p.Addr
 	return &peerTransport{Transport: &http.Transport{

@@ -87,6 +87,13 @@ type Timeouts struct {
 	// Default: DefaultResponseHeaderTimeout (nginx's proxy_read_timeout
 	// covers both).
 	UpstreamRead time.Duration
+	// UpstreamUnacked is how long data sent to a peer may go
+	// unacknowledged by its TCP before the connection is given up
+	// (TCP_USER_TIMEOUT, Linux): an attempt on a peer whose host vanished
+	// fails in this time instead of the response timeout, and an
+	// idempotent request goes to the next peer. Default:
+	// DefaultUpstreamUnacked.
+	UpstreamUnacked time.Duration
 	// UpstreamIdle is how long an idle keep-alive connection to a peer
 	// may be reused; older ones are closed. Both engines keep their
 	// peer connections by it. Default: DefaultUpstreamIdleTimeout.
@@ -110,6 +117,9 @@ const (
 	DefaultRequestHeaderTimeout  = 30 * time.Second
 	DefaultRequestBodyTimeout    = 60 * time.Second // nginx client_body_timeout
 	DefaultSendTimeout           = 60 * time.Second // nginx send_timeout
+	// DefaultUpstreamUnacked is several retransmissions on a LAN (the
+	// first after 200 ms, each later one after twice the wait).
+	DefaultUpstreamUnacked = 5 * time.Second
 	// DefaultUpstreamIdleTimeout errs on the side of closing a connection
 	// before its peer does: a request written to a connection the peer is
 	// closing can fail, and only some may be sent again.
@@ -133,6 +143,7 @@ func (t Timeouts) withDefaults() Timeouts {
 	t.RequestBody = or(t.RequestBody, DefaultRequestBodyTimeout)
 	t.UpstreamIdle = or(t.UpstreamIdle, DefaultUpstreamIdleTimeout)
 	t.ClientSend = or(t.ClientSend, DefaultSendTimeout)
+	t.UpstreamUnacked = or(t.UpstreamUnacked, DefaultUpstreamUnacked)
 	t.UpstreamRead = or(t.UpstreamRead, DefaultResponseHeaderTimeout)
 	// An idle connection is closed after ClientIdle: handing it over
 	// later would be for nothing.

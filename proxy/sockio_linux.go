@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"time"
+
+	"golang.org/x/sys/unix"
 	"syscall"
 	"unsafe"
 )
@@ -27,4 +30,14 @@ func send(fd int, b []byte) (int, syscall.Errno) {
 		return 0, errno
 	}
 	return int(n), 0
+}
+
+// setUnackedLimit sets TCP_USER_TIMEOUT on a peer socket: data the peer's
+// TCP has not acknowledged for d ends the connection with ETIMEDOUT. A
+// peer whose host vanished (its container's network removed, its node cut
+// off) answers nothing, not even a reset; without this limit an attempt on
+// it would wait for the whole response timeout. A peer that is merely slow
+// to answer has acknowledged the request and is not affected.
+func setUnackedLimit(fd int, d time.Duration) error {
+	return syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(d.Milliseconds()))
 }

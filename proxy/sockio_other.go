@@ -2,7 +2,10 @@
 
 package proxy
 
-import "syscall"
+import (
+	"syscall"
+	"time"
+)
 
 // recv reads from a non-blocking socket without waiting.
 func recv(fd int, b []byte) (int, syscall.Errno) {
@@ -21,3 +24,6 @@ func send(fd int, b []byte) (int, syscall.Errno) {
 	}
 	return n, 0
 }
+
+// setUnackedLimit does nothing where TCP_USER_TIMEOUT is not known.
+func setUnackedLimit(int, time.Duration) error { return nil }

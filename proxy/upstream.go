@@ -21,14 +21,32 @@ type peerConns struct {
 	fast    upstreamPool
 }
 
-func connsOf(p *lb.Peer, dialTimeout time.Duration) *peerConns {
+func connsOf(p *lb.Peer, cfg *Config) *peerConns {
 	return p.AttachOnce(func() any {
-		return &peerConns{fast: upstreamPool{network: p.Network, addr: p.Addr, dialer: net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}}}
+		return &peerConns{fast: upstreamPool{network: p.Network, addr: p.Addr, dialer: cfg.peerDialer()}}
 	}).(*peerConns)
 }
 
-func fastPool(p *lb.Peer, dialTimeout time.Duration) *upstreamPool {
-	return &connsOf(p, dialTimeout).fast
+func fastPool(p *lb.Peer, cfg *Config) *upstreamPool {
+	return &connsOf(p, cfg).fast
+}
+
+// peerDialer is how both engines connect to peers: within DialTimeout,
+// with TCP keep-alive, and with Timeouts.UpstreamUnacked as the socket's
+// TCP_USER_TIMEOUT (see setUnackedLimit).
+func (c *Config) peerDialer() net.Dialer {
+	limit := c.Timeouts.UpstreamUnacked
+	return net.Dialer{Timeout: c.dialTimeout(), KeepAlive: 30 * time.Second,
+		Control: func(network, _ string, rc syscall.RawConn) error {
+			if network != "tcp" && network != "tcp4" && network != "tcp6" {
+				return nil
+			}
+			var serr error
+			if err := rc.Control(func(fd uintptr) { serr = setUnackedLimit(int(fd), limit) }); err != nil {
+				return err
+			}
+			return serr
+		}}
 }
 
 // ClosePeer closes the idle connections of a peer that left the table; it
