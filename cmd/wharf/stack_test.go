@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,8 +20,11 @@ import (
 )
 
 // TestSwarmStackFile deploys compose/stack.yml with `docker stack deploy`
-// on the manager of a real swarm, as the README says, and checks that the
-// three webtest tasks answer through wharf on the manager's port 10000.
+// on the manager of a real three-node swarm, as the README says, checks
+// that the three webtest tasks answer through wharf on the manager's port
+// 10000, then runs the changes a swarm goes through under a client that
+// keeps asking: rolling updates both ways, scaling, a drained node, another
+// service coming and going. No request may fail.
 // The one change to the file is the engine socket mounted into wharf: the
 // swarm's engine listens on a socket of its own, not the machine's.
 func TestSwarmStackFile(t *testing.T) {
@@ -30,16 +35,18 @@ func TestSwarmStackFile(t *testing.T) {
 	}
 	web := dockertest.WebtestImage(t, cli)
 	wharf := dockertest.BuildImage(t, cli, "wharf", dockertest.ImageOptions{})
-	sw := swarmtest.Start(t, swarmtest.Options{Nodes: 1, Managers: 1})
+	sw := swarmtest.Start(t, swarmtest.Options{Nodes: 3, Managers: 1})
 	sw.LoadImage(web)
 	sw.LoadImage(wharf)
 	mgr := sw.Manager()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	// The images the stack file names, as make images builds them.
-	for src, dst := range map[string]string{web: "wharf-webtest:demo", wharf: "wharf:demo"} {
-		if err := mgr.Client.ImageTag(ctx, src, dst); err != nil {
-			t.Fatal(err)
+	for _, n := range sw.Nodes {
+		for src, dst := range map[string]string{web: "wharf-webtest:demo", wharf: "wharf:demo"} {
+			if err := n.Client.ImageTag(ctx, src, dst); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 
@@ -90,10 +97,63 @@ func TestSwarmStackFile(t *testing.T) {
 	}
 	t.Logf("answers by task: %v", seen)
 
-	// A rolling update (start-first, as the stack file asks) under a
-	// client that keeps asking: no request fails.
-	var sent, failed int
-	var firstErr error
+	// Each scenario runs under a keep-alive client that keeps asking, and
+	// must fail no request.
+	cliRun := func(args ...string) {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, docker, append([]string{"-H", "unix://" + mgr.Socket}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	node2 := sw.Node(2).Name
+	for _, sc := range []struct {
+		name string
+		do   func()
+	}{
+		{"rolling update, start-first", func() {
+			cliRun("service", "update", "--force", "--no-resolve-image", "--detach=false", "wharf_webtest")
+		}},
+		{"rolling update, stop-first", func() {
+			cliRun("service", "update", "--force", "--no-resolve-image", "--update-order", "stop-first", "--detach=false", "wharf_webtest")
+		}},
+		{"scale 3 → 9 → 2", func() {
+			cliRun("service", "scale", "--detach=false", "wharf_webtest=9")
+			cliRun("service", "scale", "--detach=false", "wharf_webtest=2")
+			cliRun("service", "scale", "--detach=false", "wharf_webtest=3")
+		}},
+		{"drain a worker, then active", func() {
+			cliRun("node", "update", "--availability", "drain", node2)
+			sw.WaitTasks("wharf_webtest", 3, 2*time.Minute)
+			cliRun("node", "update", "--availability", "active", node2)
+		}},
+		{"another service created and removed", func() {
+			cliRun("service", "create", "--detach=false", "--name", "other", "--network", "webtest", "--endpoint-mode", "dnsrr",
+				"--no-resolve-image", "--label", "lb.enable=true", "--label", "lb.port=6969", "--label", "lb.service=other",
+				"--replicas", "2", "wharf-webtest:demo")
+			cliRun("service", "rm", "other")
+		}},
+	} {
+		sum := underLoad(t, hc, entry, sc.do)
+		t.Logf("swarm %-38s sent %6d  failed %d  worst %v", sc.name, sum.sent, sum.failed, sum.worst.Round(100*time.Microsecond))
+		if sum.failed != 0 {
+			t.Errorf("%s: %d of %d requests failed; first: %v", sc.name, sum.failed, sum.sent, sum.firstErr)
+		}
+	}
+}
+
+// loadSummary is what underLoad saw.
+type loadSummary struct {
+	sent, failed int
+	worst        time.Duration
+	firstErr     error
+}
+
+// underLoad runs do while one keep-alive client asks through wharf at
+// entry, back to back, and reports the requests.
+func underLoad(t *testing.T, hc *http.Client, entry string, do func()) loadSummary {
+	t.Helper()
+	var sum loadSummary
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
@@ -103,25 +163,22 @@ func TestSwarmStackFile(t *testing.T) {
 				return
 			default:
 			}
-			sent++
-			if _, err := getServer(hc, entry); err != nil {
-				failed++
-				if firstErr == nil {
-					firstErr = err
+			start := time.Now()
+			_, err := getServer(hc, entry)
+			sum.sent++
+			sum.worst = max(sum.worst, time.Since(start))
+			if err != nil {
+				sum.failed++
+				if sum.firstErr == nil {
+					sum.firstErr = err
 				}
 			}
 		}
 	}()
-	start := time.Now()
-	update := exec.CommandContext(ctx, docker, "-H", "unix://"+mgr.Socket, "service", "update", "--force", "--detach=false", "wharf_webtest")
-	out, err := update.CombinedOutput()
-	close(stop)
-	<-done
-	if err != nil {
-		t.Fatalf("docker service update: %v\n%s", err, out)
-	}
-	t.Logf("rolling update of 3 tasks in %v under load: sent %d, failed %d", time.Since(start).Round(time.Millisecond), sent, failed)
-	if failed != 0 {
-		t.Errorf("%d of %d requests failed during the rolling update; first: %v", failed, sent, firstErr)
-	}
+	var once sync.Once
+	end := func() { once.Do(func() { close(stop); <-done }) }
+	defer end() // also when do fails the test
+	do()
+	end()
+	return sum
 }
