@@ -148,6 +148,9 @@ const (
 	kXForwardedFor
 	kXForwardedHost
 	kXForwardedProto
+	kForwarded
+	kXRealIP
+	kTrueClientIP
 )
 
 // hopKind reports the fields of httputil.ReverseProxy's hopHeaders.
@@ -181,6 +184,13 @@ func lookupKind(n []byte) kind {
 		if equalFold(n, "upgrade") {
 			return kUpgrade
 		}
+	case 9:
+		if equalFold(n, "forwarded") {
+			return kForwarded
+		}
+		if equalFold(n, "x-real-ip") {
+			return kXRealIP
+		}
 	case 10:
 		if equalFold(n, "connection") {
 			return kConnection
@@ -191,6 +201,9 @@ func lookupKind(n []byte) kind {
 	case 14:
 		if equalFold(n, "content-length") {
 			return kContentLength
+		}
+		if equalFold(n, "true-client-ip") {
+			return kTrueClientIP
 		}
 	case 15:
 		if equalFold(n, "x-forwarded-for") {
