@@ -145,6 +145,8 @@ const (
 	kTrailer
 	kUpgrade
 	kExpect
+	// The forwarded fields stay last: AppendRequest tells them by
+	// kind >= kXForwardedFor.
 	kXForwardedFor
 	kXForwardedHost
 	kXForwardedProto
