@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -34,9 +35,6 @@ func TestEnginesAgree(t *testing.T) {
 		body, _ := io.ReadAll(r.Body)
 		var hs []string
 		for k, vs := range r.Header {
-			if k == "X-Forwarded-For" {
-				continue // carries the client's port-less address: equal anyway, checked elsewhere
-			}
 			hs = append(hs, k+": "+strings.Join(vs, ","))
 		}
 		sort.Strings(hs)
@@ -94,6 +92,12 @@ func TestEnginesAgree(t *testing.T) {
 		{"big answer", "GET /?answer=big HTTP/1.1\r\nHost: app.test\r\n\r\n"},
 		{"answer headers", "GET /?answer=headers HTTP/1.1\r\nHost: app.test\r\n\r\n"},
 		{"escaped path", "GET /a%2Fb/c%20d?x=%41 HTTP/1.1\r\nHost: app.test\r\n\r\n"},
+		{"forged forwarded fields", "GET / HTTP/1.1\r\nHost: app.test\r\nX-Forwarded-For: 203.0.113.9, 10.0.0.1\r\nX-Forwarded-Host: evil.test\r\n" +
+			"X-Forwarded-Proto: https\r\nForwarded: for=203.0.113.9\r\nX-Real-IP: 203.0.113.9\r\nTrue-Client-IP: 203.0.113.9\r\n\r\n"},
+		{"xff fields folded", "GET / HTTP/1.1\r\nHost: app.test\r\nX-Forwarded-For: 198.51.100.7\r\nX-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n\r\n"},
+		{"underscored names", "GET / HTTP/1.1\r\nHost: app.test\r\nX_Forwarded_For: 203.0.113.9\r\nx_real_ip: 203.0.113.9\r\nX-Ok: 1\r\n\r\n"},
+		{"connection lists forwarded fields", "GET / HTTP/1.1\r\nHost: app.test\r\nConnection: X-Forwarded-For, X-Real-IP, Forwarded, X-Forwarded-Proto, X-Forwarded-Host\r\n" +
+			"X-Forwarded-For: 203.0.113.9\r\nX-Real-IP: 203.0.113.9\r\nForwarded: for=203.0.113.9\r\nX-Forwarded-Proto: https\r\n\r\n"},
 		{"expect continue", "POST /e HTTP/1.1\r\nHost: app.test\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc"},
 	}
 	type result struct {
@@ -147,26 +151,40 @@ func TestEnginesAgree(t *testing.T) {
 		r.status, r.body, r.proto, r.headers, r.closeAfter = res.StatusCode, string(b), res.Proto, strings.Join(hs, "\n"), res.Close
 		return r
 	}
-	refURL, _ := engines[0].start(t, Config{}, peer.backend(1))
-	fastURL, _ := engines[1].start(t, Config{}, peer.backend(1))
-	for _, rq := range requests {
-		t.Run(rq.name, func(t *testing.T) {
-			ref, fast := run(t, refURL, rq.raw), run(t, fastURL, rq.raw)
-			// The two engines answer 100 Continue at different moments
-			// (net/http when the body is first read, the fast path before
-			// reading it); both must send at most one.
-			if fmt.Sprint(without100(ref.interimStatuses)) != fmt.Sprint(without100(fast.interimStatuses)) ||
-				len(ref.interimStatuses) > 2 || len(fast.interimStatuses) > 2 {
-				t.Errorf("interim answers: reference %v fast %v", ref.interimStatuses, fast.interimStatuses)
-			}
-			if rq.name == "early hints" && fmt.Sprint(without100(fast.interimStatuses)) != "[103]" {
-				t.Errorf("103 Early Hints not passed on: %v", fast.interimStatuses)
-			}
-			ref.interimStatuses, fast.interimStatuses = nil, nil
-			if fmt.Sprint(ref) != fmt.Sprint(fast) {
-				t.Errorf("engines differ\nreference: %+v\nfast:      %+v", ref, fast)
-			}
-		})
+	// Every request is sent by an untrusted client and by a trusted proxy
+	// (TrustedProxies), whose forwarded fields are kept.
+	for _, trust := range []struct {
+		name     string
+		prefixes []netip.Prefix
+	}{{"untrusted", nil}, {"trusted", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8")}}} {
+		refURL, _ := engines[0].start(t, Config{TrustedProxies: trust.prefixes}, peer.backend(1))
+		fastURL, _ := engines[1].start(t, Config{TrustedProxies: trust.prefixes}, peer.backend(1))
+		for _, rq := range requests {
+			t.Run(trust.name+"/"+rq.name, func(t *testing.T) {
+				ref, fast := run(t, refURL, rq.raw), run(t, fastURL, rq.raw)
+				// The two engines answer 100 Continue at different moments
+				// (net/http when the body is first read, the fast path before
+				// reading it); both must send at most one.
+				if fmt.Sprint(without100(ref.interimStatuses)) != fmt.Sprint(without100(fast.interimStatuses)) ||
+					len(ref.interimStatuses) > 2 || len(fast.interimStatuses) > 2 {
+					t.Errorf("interim answers: reference %v fast %v", ref.interimStatuses, fast.interimStatuses)
+				}
+				if rq.name == "early hints" && fmt.Sprint(without100(fast.interimStatuses)) != "[103]" {
+					t.Errorf("103 Early Hints not passed on: %v", fast.interimStatuses)
+				}
+				ref.interimStatuses, fast.interimStatuses = nil, nil
+				// nginx's underscores_in_headers off: no engine forwards
+				// a name a WSGI server would read as another.
+				for _, l := range strings.Split(fast.peer.Headers, "\n") {
+					if name, _, _ := strings.Cut(l, ":"); strings.Contains(name, "_") {
+						t.Errorf("%s reached the peer", name)
+					}
+				}
+				if fmt.Sprint(ref) != fmt.Sprint(fast) {
+					t.Errorf("engines differ\nreference: %+v\nfast:      %+v", ref, fast)
+				}
+			})
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/wharflb/wharf/lb"
+	"github.com/wharflb/wharf/proxy/internal/httpwire"
 )
 
 // Handler is the reference engine: an http.Handler that routes each
@@ -320,20 +322,62 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 			out.URL.Path = p
 		}
 	}
-	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
-		if prior := in.Header.Values("X-Forwarded-For"); len(prior) > 0 {
-			ip = strings.Join(prior, ", ") + ", " + ip
-		}
-		out.Header.Set("X-Forwarded-For", ip)
-	}
 	// net/http already answered the client's Expect: 100-continue when the
 	// body was first read; the peer gets the body at once.
 	out.Header.Del("Expect")
-	out.Header.Set("X-Forwarded-Host", in.Host)
-	if in.TLS != nil {
-		out.Header.Set("X-Forwarded-Proto", "https")
-	} else {
-		out.Header.Set("X-Forwarded-Proto", "http")
+	h.setForwarded(out.Header, in)
+}
+
+// forwardedFields are the fields whose trust setForwarded decides.
+var forwardedFields = []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", "X-Real-Ip", "True-Client-Ip"}
+
+// setForwarded writes the forwarded fields of out by the trust model of
+// httpwire.AppendRequest, which the fast path uses, from the fields of in
+// (a Connection field naming them has no say), and drops names holding
+// "_", as nginx does by default: WSGI and CGI servers read X_Forwarded_For
+// as X-Forwarded-For.
+func (h *Handler) setForwarded(out http.Header, in *http.Request) {
+	for k := range out {
+		if strings.IndexByte(k, '_') >= 0 {
+			delete(out, k)
+		}
+	}
+	for _, k := range forwardedFields {
+		delete(out, k)
+	}
+	var client netip.Addr
+	if ap, err := netip.ParseAddrPort(in.RemoteAddr); err == nil {
+		client = ap.Addr().Unmap()
+	}
+	trusted := client.IsValid() && httpwire.Trusts(h.cfg.TrustedProxies, client)
+	if trusted {
+		for _, k := range forwardedFields[1:] {
+			if vs := in.Header[k]; len(vs) > 0 {
+				out[k] = append([]string(nil), vs...)
+			}
+		}
+	}
+	if client.IsValid() {
+		xff := client.String()
+		if prior := in.Header.Values("X-Forwarded-For"); trusted && len(prior) > 0 {
+			xff = strings.Join(prior, ", ") + ", " + xff
+		}
+		out.Set("X-Forwarded-For", xff)
+		realIP := client
+		if trusted {
+			realIP = httpwire.RealIP([]byte(xff), h.cfg.TrustedProxies)
+		}
+		out.Set("X-Real-Ip", realIP.String())
+	}
+	if !trusted || len(out["X-Forwarded-Host"]) == 0 {
+		out.Set("X-Forwarded-Host", in.Host)
+	}
+	if !trusted || len(out["X-Forwarded-Proto"]) == 0 {
+		if in.TLS != nil {
+			out.Set("X-Forwarded-Proto", "https")
+		} else {
+			out.Set("X-Forwarded-Proto", "http")
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ package proxy
 
 import (
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -52,6 +53,14 @@ type Config struct {
 	// MaxConns bounds the client connections of the fast data path (see
 	// FastServer); 0 means no bound.
 	MaxConns int
+
+	// TrustedProxies are the addresses whose forwarded fields are believed
+	// (nginx set_real_ip_from with real_ip_recursive on): a client in one
+	// keeps its X-Forwarded-For chain, X-Forwarded-Host, X-Forwarded-Proto,
+	// Forwarded and True-Client-IP, and X-Real-IP names the first
+	// untrusted address of the chain. Any other client could forge them,
+	// so they are replaced by what wharf saw. Empty trusts no one.
+	TrustedProxies []netip.Prefix
 
 	// AccessLog logs one line per request at info level.
 	AccessLog bool

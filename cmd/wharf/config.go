@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,7 @@ type config struct {
 	RetryBodyLimit      int64
 	ShutdownTimeout     time.Duration
 	MaxConns            int // 0: derived from the descriptor limit (defaultMaxConns)
+	TrustedProxies      []netip.Prefix
 	// nginx's client_body_timeout, send_timeout, proxy_connect_timeout and
 	// proxy_read_timeout; 0 means the proxy's default.
 	ClientBodyTimeout, SendTimeout, UpstreamConnectTimeout, UpstreamReadTimeout time.Duration
@@ -118,6 +120,25 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 				return fmt.Errorf("%q is not a 5xx status code", f)
 			}
 			c.RetryOnStatus = append(c.RetryOnStatus, n)
+		}
+		return nil
+	})
+	fs.Func("trusted-proxies", "comma-separated CIDRs or addresses of proxies in front of wharf whose X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host and Forwarded are believed (nginx set_real_ip_from); default: none, every client's are replaced", func(s string) error {
+		c.TrustedProxies = nil
+		for _, f := range strings.Split(s, ",") {
+			if f = strings.TrimSpace(f); f == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(f)
+			if err != nil {
+				// A bare address trusts that host alone, as in nginx.
+				a, aerr := netip.ParseAddr(f)
+				if aerr != nil || a.Zone() != "" {
+					return fmt.Errorf("%q is not a CIDR like 10.0.0.0/8 or an address", f)
+				}
+				p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+			}
+			c.TrustedProxies = append(c.TrustedProxies, p.Masked())
 		}
 		return nil
 	})

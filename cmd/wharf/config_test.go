@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -78,6 +79,22 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad swarm", args: []string{"--network", "n", "--swarm", "yes"}, wantErr: "--swarm"},
 		{name: "bad swarm env", args: []string{"--network", "n"}, env: map[string]string{"WHARF_SWARM": "maybe"}, wantErr: "WHARF_SWARM"},
 		{name: "swarm on without network", args: []string{"--upstream", "127.0.0.1:1", "--swarm", "on"}, wantErr: "--network"},
+		{name: "trusted proxies", args: []string{"--network", "n", "--trusted-proxies", "10.1.2.3/8, 192.0.2.7,fd00::/8"},
+			check: func(c *config) string {
+				if fmt.Sprint(c.TrustedProxies) != "[10.0.0.0/8 192.0.2.7/32 fd00::/8]" {
+					return fmt.Sprint("trusted proxies ", c.TrustedProxies)
+				}
+				return ""
+			}},
+		{name: "trusted proxies from env", args: []string{"--network", "n"}, env: map[string]string{"WHARF_TRUSTED_PROXIES": "172.16.0.0/12"},
+			check: func(c *config) string {
+				if fmt.Sprint(c.TrustedProxies) != "[172.16.0.0/12]" {
+					return fmt.Sprint("trusted proxies ", c.TrustedProxies)
+				}
+				return ""
+			}},
+		{name: "bad trusted proxies", args: []string{"--network", "n", "--trusted-proxies", "10.0.0.0/33"}, wantErr: "--trusted-proxies"},
+		{name: "bad trusted proxies env", args: []string{"--network", "n"}, env: map[string]string{"WHARF_TRUSTED_PROXIES": "lan"}, wantErr: "WHARF_TRUSTED_PROXIES"},
 		{name: "nothing to balance", wantErr: "--network"},
 		{name: "unknown flag", args: []string{"--colour", "x"}, wantErr: "--colour"},
 		{name: "bad tries", args: []string{"--network", "n", "--next-upstream-tries", "-1"}, wantErr: "--next-upstream-tries"},

@@ -163,6 +163,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		NextUpstreamTimeout: cfg.NextUpstreamTimeout,
 		RetryOnStatus:       cfg.RetryOnStatus,
 		RetryBodyLimit:      cfg.RetryBodyLimit,
+		TrustedProxies:      cfg.TrustedProxies,
 		AccessLog:           cfg.AccessLog,
 		Log:                 log,
 	}

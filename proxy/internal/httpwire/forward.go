@@ -1,8 +1,10 @@
 package httpwire
 
 import (
+	"bytes"
 	"net/netip"
 	"strconv"
+	"unsafe"
 )
 
 // RequestOptions adjust the head AppendRequest writes. The zero value
@@ -13,13 +15,13 @@ type RequestOptions struct {
 	Target []byte
 	// Host replaces the Host field value; nil sends r.Host.
 	Host []byte
-	// ClientIP, when valid, is the client's address: it is appended to the
-	// X-Forwarded-For list (received X-Forwarded-For fields are folded into
-	// one, as httputil.ReverseProxy does), X-Forwarded-Host is set to
-	// r.Host and X-Forwarded-Proto to "http" or "https" (TLS), replacing
-	// received ones (httputil.ProxyRequest.SetXForwarded). When invalid,
-	// received X-Forwarded-* fields pass unchanged.
+	// ClientIP, when valid, is the client's address, and the forwarded
+	// fields are written by the trust model described at AppendRequest.
+	// When invalid, received forwarded fields pass unchanged.
 	ClientIP netip.Addr
+	// Trusted lists the addresses of proxies whose forwarded fields are
+	// believed (nginx set_real_ip_from); empty trusts no client.
+	Trusted []netip.Prefix
 	// TLS reports that the client connection uses TLS.
 	TLS bool
 }
@@ -29,13 +31,28 @@ type RequestOptions struct {
 //
 //   - the request line with r's method and the target, then Host;
 //   - every received field except hop-by-hop ones (see Header.Hop), Host,
-//     Content-Length and Transfer-Encoding, in the order received; a
-//     Trailer field stays with a chunked body, whose trailers pass through;
+//     Content-Length, Transfer-Encoding and names holding "_" (nginx's
+//     underscores_in_headers off: WSGI and CGI servers read X_Forwarded_For
+//     as X-Forwarded-For), in the order received; a Trailer field stays
+//     with a chunked body, whose trailers pass through;
 //   - the framing: "Transfer-Encoding: chunked" for a chunked body, else
 //     the Content-Length received, normalized;
 //   - "TE: trailers" when the client sent it, and "Connection: Upgrade"
 //     with "Upgrade" when the client asks to upgrade;
-//   - the X-Forwarded-* fields described at RequestOptions.
+//   - the forwarded fields, when o.ClientIP is valid.
+//
+// The forwarded fields follow nginx's realip module with
+// proxy_set_header. A client outside o.Trusted could write anything in
+// them, so its X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto,
+// Forwarded, X-Real-IP and True-Client-IP are dropped, and wharf sends
+// X-Forwarded-For and X-Real-IP with the client's address, X-Forwarded-Host
+// with r.Host and X-Forwarded-Proto with "http" or "https" (TLS). A trusted
+// client's X-Forwarded-For fields are folded into one with its address
+// appended, its X-Forwarded-Host, X-Forwarded-Proto, Forwarded and
+// True-Client-IP are kept (the first two set as above when absent), and
+// X-Real-IP is RealIP of the folded list. A Connection field naming one of
+// them changes none of this: it would let a client strip what wharf
+// vouches for.
 //
 // It allocates only if dst lacks capacity.
 func AppendRequest(dst []byte, r *Request, o *RequestOptions) []byte {
@@ -50,6 +67,8 @@ func AppendRequest(dst []byte, r *Request, o *RequestOptions) []byte {
 		host = o.Host
 	}
 	xf := o.ClientIP.IsValid()
+	trusted := xf && Trusts(o.Trusted, o.ClientIP)
+	var hasXFH, hasXFP bool
 	dst = append(dst, r.Method...)
 	dst = append(dst, ' ')
 	dst = append(dst, target...)
@@ -60,9 +79,21 @@ func AppendRequest(dst []byte, r *Request, o *RequestOptions) []byte {
 		h := &r.Headers[i]
 		switch {
 		case h.kind == kTrailer && r.Chunked:
+		case xf && h.kind >= kXForwardedFor:
+			// The forwarded fields: written below, kept or dropped by
+			// trust alone, whatever Connection lists.
+			switch h.kind {
+			case kXForwardedHost:
+				hasXFH = hasXFH || trusted
+			case kXForwardedProto:
+				hasXFP = hasXFP || trusted
+			}
+			if !trusted || (h.kind != kForwarded && h.kind != kTrueClientIP) {
+				continue
+			}
 		case h.Hop, h.kind == kHost, h.kind == kContentLength:
 			continue
-		case xf && (h.kind == kXForwardedFor || h.kind == kXForwardedHost || h.kind == kXForwardedProto):
+		case bytes.IndexByte(h.Name, '_') >= 0:
 			continue
 		}
 		dst = appendField(dst, h.Name, h.Value)
@@ -76,24 +107,103 @@ func AppendRequest(dst []byte, r *Request, o *RequestOptions) []byte {
 		dst = append(dst, r.Upgrade...)
 		dst = append(dst, "\r\n"...)
 	}
-	if xf {
-		dst = append(dst, "X-Forwarded-For: "...)
+	if !xf {
+		return append(dst, "\r\n"...)
+	}
+	dst = append(dst, "X-Forwarded-For: "...)
+	list := len(dst)
+	if trusted {
 		for i := range r.Headers {
-			if h := &r.Headers[i]; h.kind == kXForwardedFor && !h.Hop {
+			if h := &r.Headers[i]; h.kind == kXForwardedFor {
 				dst = append(dst, h.Value...)
 				dst = append(dst, ", "...)
 			}
 		}
-		dst = o.ClientIP.AppendTo(dst)
-		dst = append(dst, "\r\nX-Forwarded-Host: "...)
+	}
+	dst = o.ClientIP.AppendTo(dst)
+	realIP := o.ClientIP
+	if trusted {
+		realIP = RealIP(dst[list:], o.Trusted)
+	}
+	dst = append(dst, "\r\nX-Real-IP: "...)
+	dst = realIP.AppendTo(dst)
+	dst = append(dst, "\r\n"...)
+	if hasXFH || hasXFP {
+		for i := range r.Headers {
+			switch h := &r.Headers[i]; h.kind {
+			case kXForwardedHost:
+				dst = appendField(dst, []byte("X-Forwarded-Host"), h.Value)
+			case kXForwardedProto:
+				dst = appendField(dst, []byte("X-Forwarded-Proto"), h.Value)
+			}
+		}
+	}
+	if !hasXFH {
+		dst = append(dst, "X-Forwarded-Host: "...)
 		dst = append(dst, r.Host...)
-		dst = append(dst, "\r\nX-Forwarded-Proto: http"...)
+		dst = append(dst, "\r\n"...)
+	}
+	if !hasXFP {
+		dst = append(dst, "X-Forwarded-Proto: http"...)
 		if o.TLS {
 			dst = append(dst, 's')
 		}
 		dst = append(dst, "\r\n"...)
 	}
 	return append(dst, "\r\n"...)
+}
+
+// Trusts reports whether addr is in one of the prefixes.
+func Trusts(prefixes []netip.Prefix, addr netip.Addr) bool {
+	for _, p := range prefixes {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// RealIP returns the client a chain of proxies speaks for, as nginx's
+// realip module with real_ip_recursive on: list is an X-Forwarded-For
+// value whose last element is the address of the connection, and it is
+// walked from the right while the address reached is in trusted. The
+// first untrusted address is the answer; when every one is trusted, or an
+// element is not an address, the last trusted address reached is, so a
+// trusted proxy cannot be made to vouch for junk. It does not allocate.
+func RealIP(list []byte, trusted []netip.Prefix) netip.Addr {
+	var addr netip.Addr
+	for len(list) > 0 && (!addr.IsValid() || Trusts(trusted, addr)) {
+		i := bytes.LastIndexByte(list, ',')
+		e := trimOWS(list[i+1:])
+		list = list[:max(i, 0)]
+		if len(e) == 0 {
+			continue
+		}
+		a, ok := parseAddr(e)
+		if !ok {
+			break
+		}
+		addr = a
+	}
+	return addr
+}
+
+// parseAddr parses an address as nginx's realip does, with or without a
+// port. Zones are refused: netip would keep a copy of the string.
+func parseAddr(b []byte) (netip.Addr, bool) {
+	if bytes.IndexByte(b, '%') >= 0 {
+		return netip.Addr{}, false
+	}
+	// The string is only read while parsing: netip keeps nothing of it.
+	// An address with a port is tried only when it has one, as a failed
+	// parse allocates its error.
+	s := unsafe.String(&b[0], len(b))
+	if b[0] == '[' || bytes.Count(b, []byte(":")) == 1 {
+		ap, err := netip.ParseAddrPort(s)
+		return ap.Addr().Unmap(), err == nil
+	}
+	a, err := netip.ParseAddr(s)
+	return a.Unmap(), err == nil
 }
 
 // ResponseOptions adjust the head AppendResponse writes.

@@ -29,12 +29,23 @@ func TestAppendRequest(t *testing.T) {
 			"GET /ws HTTP/1.1\r\nHost: a\r\nSec-WebSocket-Key: k\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"},
 		{"absolute-form host", "GET http://b.example/x HTTP/1.1\r\nHost: a\r\n\r\n", &RequestOptions{Target: []byte("/x")},
 			"GET /x HTTP/1.1\r\nHost: b.example\r\n\r\n"},
-		{"X-Forwarded-*", "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-For: 2.2.2.2, 3.3.3.3\r\nX-Forwarded-Host: evil\r\n\r\n",
+		{"untrusted client: forwarded fields replaced", "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-For: 2.2.2.2, 3.3.3.3\r\nX-Forwarded-Host: evil\r\n" +
+			"Forwarded: for=1.1.1.1\r\nX-Real-IP: 1.1.1.1\r\nTrue-Client-IP: 1.1.1.1\r\nAccept: */*\r\n\r\n",
 			&RequestOptions{ClientIP: netip.MustParseAddr("10.0.0.9"), Host: []byte("backend:6969")},
-			"GET / HTTP/1.1\r\nHost: backend:6969\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.9\r\nX-Forwarded-Host: a\r\nX-Forwarded-Proto: http\r\n\r\n"},
-		{"X-Forwarded-* over TLS, IPv6, listed XFF dropped", "GET / HTTP/1.1\r\nHost: a\r\nConnection: X-Forwarded-For\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n",
-			&RequestOptions{ClientIP: netip.MustParseAddr("2001:db8::1"), TLS: true},
-			"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 2001:db8::1\r\nX-Forwarded-Host: a\r\nX-Forwarded-Proto: https\r\n\r\n"},
+			"GET / HTTP/1.1\r\nHost: backend:6969\r\nAccept: */*\r\nX-Forwarded-For: 10.0.0.9\r\nX-Real-IP: 10.0.0.9\r\nX-Forwarded-Host: a\r\nX-Forwarded-Proto: http\r\n\r\n"},
+		{"untrusted over TLS, IPv6, listed XFF dropped", "GET / HTTP/1.1\r\nHost: a\r\nConnection: X-Forwarded-For\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n",
+			&RequestOptions{ClientIP: netip.MustParseAddr("2001:db8::1"), Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, TLS: true},
+			"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 2001:db8::1\r\nX-Real-IP: 2001:db8::1\r\nX-Forwarded-Host: a\r\nX-Forwarded-Proto: https\r\n\r\n"},
+		{"trusted client: chain kept, real IP recursive", "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-For: 2.2.2.2, 10.0.0.1\r\nX-Forwarded-Host: front\r\n" +
+			"Forwarded: for=2.2.2.2\r\nX-Real-IP: 9.9.9.9\r\nTrue-Client-IP: 2.2.2.2\r\n\r\n",
+			&RequestOptions{ClientIP: netip.MustParseAddr("10.0.0.9"), Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}},
+			"GET / HTTP/1.1\r\nHost: a\r\nForwarded: for=2.2.2.2\r\nTrue-Client-IP: 2.2.2.2\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.0.0.1, 10.0.0.9\r\nX-Real-IP: 2.2.2.2\r\n" +
+				"X-Forwarded-Proto: https\r\nX-Forwarded-Host: front\r\n\r\n"},
+		{"trusted client: listed fields still sent, missing ones set", "GET / HTTP/1.1\r\nHost: a\r\nConnection: X-Forwarded-For, X-Real-IP, Forwarded\r\nX-Forwarded-For: 1.1.1.1\r\nForwarded: for=1.1.1.1\r\n\r\n",
+			&RequestOptions{ClientIP: netip.MustParseAddr("10.0.0.9"), Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}},
+			"GET / HTTP/1.1\r\nHost: a\r\nForwarded: for=1.1.1.1\r\nX-Forwarded-For: 1.1.1.1, 10.0.0.9\r\nX-Real-IP: 1.1.1.1\r\nX-Forwarded-Host: a\r\nX-Forwarded-Proto: http\r\n\r\n"},
+		{"underscored names dropped", "GET / HTTP/1.1\r\nHost: a\r\nX_Forwarded_For: 1.1.1.1\r\nX-Ok: 1\r\nx_real_ip: 1\r\n\r\n", nil,
+			"GET / HTTP/1.1\r\nHost: a\r\nX-Ok: 1\r\n\r\n"},
 		{"without ClientIP, X-Forwarded-* pass", "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n", &RequestOptions{},
 			"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n"},
 	}
@@ -49,6 +60,26 @@ func TestAppendRequest(t *testing.T) {
 				t.Errorf("AppendRequest:\ngot  %q\nwant %q", got, "prefix"+tt.want)
 			}
 		})
+	}
+}
+
+func TestRealIP(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}
+	tests := []struct{ list, want string }{
+		{"10.0.0.1", "10.0.0.1"},                                 // all trusted: the leftmost
+		{"1.1.1.1", "1.1.1.1"},                                   // the connection itself is untrusted
+		{"1.1.1.1, 2.2.2.2, 10.0.0.2, 10.0.0.1", "2.2.2.2"},      // first untrusted from the right
+		{"1.1.1.1,,10.0.0.2 , 10.0.0.1", "1.1.1.1"},              // empty elements skipped
+		{"1.1.1.1, junk, 10.0.0.2, 10.0.0.1", "10.0.0.2"},        // junk stops the walk
+		{"1.1.1.1, 2.2.2.2:8080, 10.0.0.1", "2.2.2.2"},           // with a port
+		{"1.1.1.1, [2001:db8::1]:80, fd00::1", "2001:db8::1"},    // IPv6 with a port
+		{"::ffff:2.2.2.2, ::ffff:10.0.0.3, 10.0.0.1", "2.2.2.2"}, // IPv4-mapped
+		{"fe80::1%eth0, 10.0.0.1", "10.0.0.1"},                   // zones refused
+	}
+	for _, tt := range tests {
+		if got := RealIP([]byte(tt.list), trusted).String(); got != tt.want {
+			t.Errorf("RealIP(%q) = %s, want %s", tt.list, got, tt.want)
+		}
 	}
 }
 
@@ -128,12 +159,15 @@ func TestNoAllocations(t *testing.T) {
 	var s Response
 	var c Chunked
 	o := &RequestOptions{ClientIP: netip.MustParseAddr("10.1.2.3")}
+	// A trusted client walks its X-Forwarded-For for X-Real-IP.
+	trusted := &RequestOptions{ClientIP: netip.MustParseAddr("10.1.2.3"), Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
 	dst := make([]byte, 0, 1024)
 	allocs := testing.AllocsPerRun(100, func() {
 		if p.ParseRequest(&r, req) != nil || p.ParseResponse(&s, res, false) != nil {
 			t.Fatal("parse failed")
 		}
 		dst = AppendRequest(dst[:0], &r, o)
+		dst = AppendRequest(dst[:0], &r, trusted)
 		dst = AppendResponse(dst[:0], &s, nil)
 		c.Reset()
 		if _, done, _ := c.Scan(body); !done {

@@ -145,9 +145,14 @@ const (
 	kTrailer
 	kUpgrade
 	kExpect
+	// The forwarded fields stay last: AppendRequest tells them by
+	// kind >= kXForwardedFor.
 	kXForwardedFor
 	kXForwardedHost
 	kXForwardedProto
+	kForwarded
+	kXRealIP
+	kTrueClientIP
 )
 
 // hopKind reports the fields of httputil.ReverseProxy's hopHeaders.
@@ -181,6 +186,13 @@ func lookupKind(n []byte) kind {
 		if equalFold(n, "upgrade") {
 			return kUpgrade
 		}
+	case 9:
+		if equalFold(n, "forwarded") {
+			return kForwarded
+		}
+		if equalFold(n, "x-real-ip") {
+			return kXRealIP
+		}
 	case 10:
 		if equalFold(n, "connection") {
 			return kConnection
@@ -191,6 +203,9 @@ func lookupKind(n []byte) kind {
 	case 14:
 		if equalFold(n, "content-length") {
 			return kContentLength
+		}
+		if equalFold(n, "true-client-ip") {
+			return kTrueClientIP
 		}
 	case 15:
 		if equalFold(n, "x-forwarded-for") {
