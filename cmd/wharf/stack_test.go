@@ -22,9 +22,9 @@ import (
 // TestSwarmStackFile deploys compose/stack.yml with `docker stack deploy`
 // on the manager of a real three-node swarm, as the README says, checks
 // that the three webtest tasks answer through wharf on the manager's port
-// 10000, then runs the changes a swarm goes through under a client that
-// keeps asking: rolling updates both ways, scaling, a drained node, another
-// service coming and going. No request may fail.
+// 10000, then runs the changes a swarm goes through under eight keep-alive
+// clients that keep asking: rolling updates both ways, scaling, a drained
+// node, another service coming and going. No request may fail.
 // The one change to the file is the engine socket mounted into wharf: the
 // swarm's engine listens on a socket of its own, not the machine's.
 func TestSwarmStackFile(t *testing.T) {
@@ -97,7 +97,7 @@ func TestSwarmStackFile(t *testing.T) {
 	}
 	t.Logf("answers by task: %v", seen)
 
-	// Each scenario runs under a keep-alive client that keeps asking, and
+	// Each scenario runs under keep-alive clients that keep asking, and
 	// must fail no request.
 	cliRun := func(args ...string) {
 		t.Helper()
@@ -134,7 +134,7 @@ func TestSwarmStackFile(t *testing.T) {
 			cliRun("service", "rm", "other")
 		}},
 	} {
-		sum := underLoad(t, hc, entry, sc.do)
+		sum := underLoad(t, mgr.HTTPClient, entry, sc.do)
 		t.Logf("swarm %-38s sent %6d  failed %d  worst %v", sc.name, sum.sent, sum.failed, sum.worst.Round(100*time.Microsecond))
 		if sum.failed != 0 {
 			t.Errorf("%s: %d of %d requests failed; first: %v", sc.name, sum.failed, sum.sent, sum.firstErr)
@@ -149,34 +149,50 @@ type loadSummary struct {
 	firstErr     error
 }
 
-// underLoad runs do while one keep-alive client asks through wharf at
-// entry, back to back, and reports the requests.
-func underLoad(t *testing.T, hc *http.Client, entry string, do func()) loadSummary {
+// loadClients is how many keep-alive clients underLoad runs, as the chaos
+// suite does.
+const loadClients = 8
+
+// underLoad runs do while loadClients keep-alive clients (each made by
+// newClient) ask through
+// wharf at entry, each back to back, and reports their requests.
+func underLoad(t *testing.T, newClient func() *http.Client, entry string, do func()) loadSummary {
 	t.Helper()
-	var sum loadSummary
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			start := time.Now()
-			_, err := getServer(hc, entry)
-			sum.sent++
-			sum.worst = max(sum.worst, time.Since(start))
-			if err != nil {
-				sum.failed++
-				if sum.firstErr == nil {
-					sum.firstErr = err
+	var (
+		mu  sync.Mutex
+		sum loadSummary
+		wg  sync.WaitGroup
+	)
+	stop := make(chan struct{})
+	for range loadClients {
+		wg.Add(1)
+		hc := newClient() // a connection of its own, kept alive
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
 				}
+				start := time.Now()
+				_, err := getServer(hc, entry)
+				took := time.Since(start)
+				mu.Lock()
+				sum.sent++
+				sum.worst = max(sum.worst, took)
+				if err != nil {
+					sum.failed++
+					if sum.firstErr == nil {
+						sum.firstErr = err
+					}
+				}
+				mu.Unlock()
 			}
-		}
-	}()
+		}()
+	}
 	var once sync.Once
-	end := func() { once.Do(func() { close(stop); <-done }) }
+	end := func() { once.Do(func() { close(stop); wg.Wait() }) }
 	defer end() // also when do fails the test
 	do()
 	end()
