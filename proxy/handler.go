@@ -106,6 +106,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.accessLog(r, nil, http.StatusNotFound, nil, 0, start)
 		return
 	}
+	rc := http.NewResponseController(w)
+	defer rc.SetWriteDeadline(time.Time{}) // the next request on the connection starts afresh
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &bodyReadLimit{ReadCloser: r.Body, rc: rc, d: h.cfg.Timeouts.RequestBody}
+	}
+	w = &sendLimit{ResponseWriter: w, rc: rc, d: h.cfg.Timeouts.ClientSend}
 	var cw *countingWriter
 	if h.cfg.AccessLog {
 		cw = &countingWriter{ResponseWriter: w}

@@ -28,17 +28,40 @@ func TestClientSendTimeout(t *testing.T) {
 		}
 		peerGaveUp <- nil
 	})
-	url, _, _ := startFast(t, Config{Timeouts: Timeouts{ClientSend: 100 * time.Millisecond}}, fastHooks{}, be.backend(1))
-	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.(*net.TCPConn).SetReadBuffer(4096)
-	io.WriteString(c, "GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n") // and never read
-	if err := await(t, peerGaveUp, "the peer's connection let go"); err == nil {
-		t.Fatal("the peer wrote the whole answer to a client that reads nothing")
-	}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		url, _ := e.start(t, Config{Timeouts: Timeouts{ClientSend: 100 * time.Millisecond}}, be.backend(1))
+		c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.(*net.TCPConn).SetReadBuffer(4096)
+		io.WriteString(c, "GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n") // and never read
+		if err := await(t, peerGaveUp, "the peer's connection let go"); err == nil {
+			t.Fatal("the peer wrote the whole answer to a client that reads nothing")
+		}
+	})
+}
+
+// TestClientBodyTimeout: a client that announces a body and sends none of
+// it is cut off after Timeouts.RequestBody (nginx's client_body_timeout),
+// on both engines, instead of holding its connection for as long as it
+// stays.
+func TestClientBodyTimeout(t *testing.T) {
+	be := newBackend(t, "web1", nil)
+	forEachEngine(t, func(t *testing.T, e engine) {
+		url, _ := e.start(t, Config{Timeouts: Timeouts{RequestBody: 100 * time.Millisecond}}, be.backend(1))
+		c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4096\r\n\r\n") // and no body
+		c.SetReadDeadline(time.Now().Add(waitBound))
+		if _, err := io.Copy(io.Discard, c); err != nil {
+			t.Fatalf("the connection of a client that sends no body stayed open: %v", err)
+		}
+	})
 }
 
 // TestUpstreamReadTimeout: a peer that stops sending in the middle of an
