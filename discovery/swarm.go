@@ -697,49 +697,11 @@ func (w *SwarmWatcher) updateTask(ctx context.Context, t swarm.Task, svc Service
 	pctx, cancel := context.WithCancel(ctx)
 	e.probing = cancel
 	res, addr := probeResult{id: e.id, gen: e.probeGen}, e.backend.Addr
-	w.probers.Go(func() { w.probe(pctx, res, addr) })
+	w.probers.Go(func() { w.portProbe().run(pctx, res, addr) })
 }
 
-// probe dials addr until it accepts a connection or ProbeTimeout has
-// passed, and sends res on w.probes; a cancelled probe sends nothing. The
-// first dial comes before any timer is made, so a task that already
-// listens is routed without waiting on the clock. It runs on its own
-// goroutine and touches nothing of the watcher but cfg and probes.
-func (w *SwarmWatcher) probe(ctx context.Context, res probeResult, addr string) {
-	c, err := w.cfg.Dial(ctx, "tcp", addr)
-	if err != nil {
-		deadline := w.cfg.Clock.NewTimer(w.cfg.ProbeTimeout)
-		retry := w.cfg.Clock.NewTimer(w.cfg.ProbeInterval)
-	wait:
-		for {
-			select {
-			case <-ctx.Done():
-				res.err = ctx.Err()
-				break wait
-			case <-deadline.C():
-				res.err = err
-				break wait
-			case <-retry.C():
-				if c, err = w.cfg.Dial(ctx, "tcp", addr); err == nil {
-					break wait
-				}
-				retry.Reset(w.cfg.ProbeInterval)
-			}
-		}
-		deadline.Stop()
-		retry.Stop()
-	}
-	if err == nil && res.err == nil {
-		c.Close()
-		res.ok = true
-	}
-	if ctx.Err() != nil {
-		return
-	}
-	select {
-	case w.probes <- res:
-	case <-ctx.Done():
-	}
+func (w *SwarmWatcher) portProbe() portProbe {
+	return portProbe{clock: w.cfg.Clock, dial: w.cfg.Dial, every: w.cfg.ProbeInterval, limit: w.cfg.ProbeTimeout, out: w.probes}
 }
 
 func (w *SwarmWatcher) probed(p probeResult) {

@@ -572,45 +572,11 @@ func (w *Watcher) startProbe(ctx context.Context, e *entry) {
 	pctx, cancel := context.WithCancel(ctx)
 	e.probing = cancel
 	res, addr := probeResult{id: e.id, gen: e.probeGen}, e.backend.Addr // e is not the probe's to read
-	w.probers.Go(func() { w.probe(pctx, res, addr) })
+	w.probers.Go(func() { w.portProbe().run(pctx, res, addr) })
 }
 
-// probe dials addr every ProbeInterval until it accepts a connection or
-// ProbeTimeout has passed, and sends res, its ok or err set, on w.probes.
-// When ctx is cancelled it stops and sends nothing. It runs on its own
-// goroutine and touches nothing of the watcher but cfg and probes.
-func (w *Watcher) probe(ctx context.Context, res probeResult, addr string) {
-	deadline := w.cfg.Clock.NewTimer(w.cfg.ProbeTimeout)
-	retry := w.cfg.Clock.NewTimer(w.cfg.ProbeInterval)
-	for res.err == nil {
-		c, err := w.cfg.Dial(ctx, "tcp", addr)
-		if err == nil {
-			c.Close()
-			res.ok = true
-			break
-		}
-		select {
-		case <-ctx.Done():
-			res.err = ctx.Err()
-		case <-deadline.C():
-			res.err = err
-		case <-retry.C():
-			// Re-armed before the next dial, so that whoever drives the
-			// clock sees the probe waiting again as soon as it dialled.
-			retry.Reset(w.cfg.ProbeInterval)
-		}
-	}
-	// The timers are stopped before the outcome is reported, so that no
-	// timer of a finished probe is left armed once the watcher acts on it.
-	deadline.Stop()
-	retry.Stop()
-	if ctx.Err() != nil {
-		return
-	}
-	select {
-	case w.probes <- res:
-	case <-ctx.Done():
-	}
+func (w *Watcher) portProbe() portProbe {
+	return portProbe{clock: w.cfg.Clock, dial: w.cfg.Dial, every: w.cfg.ProbeInterval, limit: w.cfg.ProbeTimeout, out: w.probes}
 }
 
 func (w *Watcher) probed(p probeResult) {
