@@ -40,8 +40,9 @@ type FastServer struct {
 	// freed receives when a connection ends, for an accept loop waiting
 	// for room under cfg.MaxConns.
 	freed chan struct{}
-	// capLog says once per shortageEvery that the cap was reached.
-	capLog atomic.Int64
+	// capLog and acceptLog let through one line per floodEvery about the
+	// connection cap and about failing accepts.
+	capLog, acceptLog logEvery
 }
 
 // fastHooks are called at the moments that tests of the fast path wait
@@ -124,7 +125,9 @@ func (s *FastServer) Serve(ln net.Listener) error {
 			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
 				// Out of file descriptors: back off as net/http does.
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.cfg.Log.Warn().Err(err).Dur("retry_in", delay).Msg("accept failed")
+				if s.acceptLog.due() {
+					s.cfg.Log.Warn().Err(err).Dur("retry_in", delay).Msg("accept failed")
+				}
 				time.Sleep(delay)
 				continue
 			}
@@ -299,11 +302,9 @@ func (s *FastServer) makeRoom() {
 	}
 }
 
-// noteCap logs, at most once per shortageEvery, that the cap was reached.
+// noteCap logs, at most once per floodEvery, that the cap was reached.
 func (s *FastServer) noteCap(n, closing int) {
-	now := time.Now().UnixNano()
-	last := s.capLog.Load()
-	if now-last < int64(shortageEvery) || !s.capLog.CompareAndSwap(last, now) {
+	if !s.capLog.due() {
 		return
 	}
 	s.cfg.Log.Warn().Int("max_conns", s.cfg.MaxConns).Int("connections", n).Int("closing_idle", closing).
@@ -355,7 +356,7 @@ type exchangeState struct {
 	req    httpwire.Request
 
 	target []byte // scratch for a rewritten request-target
-	norm   []byte // scratch for a normalized path (normalizePath)
+	norm   []byte // scratch for a normalized path (httpwire.NormalizePath)
 	// route is the path the request was routed by: its path as received,
 	// or normalized into norm (normalized is then true).
 	route      []byte
@@ -534,7 +535,7 @@ func (c *fastConn) exchange() bool {
 		x.logMethod, x.logPath, x.logHost = string(req.Method), string(pathOnly(req.Path)), string(req.Host)
 	}
 	raw := pathOnly(req.Path)
-	route, ok := normalizePath(x.norm[:0], raw)
+	route, ok := httpwire.NormalizePath(x.norm[:0], raw)
 	if !ok {
 		c.discardBody()
 		c.writeError(400, msgAboveRoot, "", true)

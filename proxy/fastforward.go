@@ -230,7 +230,7 @@ func (f *forwarding) target() []byte {
 		t = append(t, '/')
 	}
 	if x.normalized {
-		t = appendEscapedPath(t, rest)
+		t = httpwire.AppendEscapedPath(t, rest)
 	} else {
 		t = append(t, rest...)
 	}

@@ -55,6 +55,9 @@ func (h *Handler) Stats() *Stats { return h.stats }
 type attempt struct {
 	peer *lb.Peer
 	pool *lb.Pool
+	// route is the normalized path the request was routed by, from which
+	// a stripped prefix is taken (httpwire.NormalizePath).
+	route string
 	// swallowStatus lets a retry-on-status answer be dropped so the next
 	// peer can be tried; false on what must be the last attempt.
 	swallowStatus bool
@@ -91,15 +94,14 @@ func attemptOf(r *http.Request) *attempt { return r.Context().Value(attemptKey{}
 // ServeHTTP routes r and forwards it, trying peers until one answers.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	route, ok := normalizePath(nil, []byte(r.URL.EscapedPath()))
+	norm, ok := httpwire.NormalizePath(nil, []byte(r.URL.EscapedPath()))
 	if !ok {
 		writeError(w, http.StatusBadRequest, msgAboveRoot, "")
 		h.accessLog(r, nil, http.StatusBadRequest, nil, 0, start)
 		return
 	}
-	// The path routed by is the one a stripped prefix is taken from.
-	r = r.WithContext(context.WithValue(r.Context(), routePathKey{}, string(route)))
-	pool := h.router.Route(r.Host, string(route))
+	route := string(norm)
+	pool := h.router.Route(r.Host, route)
 	if pool == nil {
 		h.stats.NoRoute.Add(1)
 		writeError(w, http.StatusNotFound, msgNoRoute, "")
@@ -117,7 +119,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		cw = &countingWriter{ResponseWriter: w}
 		w = cw
 	}
-	status, tried := h.serve(w, r, pool)
+	status, tried := h.serve(w, r, pool, route)
 	st := pool.Stats()
 	st.Responses.Add(status)
 	st.Latency.Observe(time.Since(start))
@@ -131,7 +133,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serve makes the attempts and answers; it returns the status the client
 // got (0 if it went away first) and the peers tried.
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, pool *lb.Pool) (int, []*lb.Peer) {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, pool *lb.Pool, route string) (int, []*lb.Peer) {
 	body, replayable, err := h.bufferBody(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, msgBadRequest+": "+err.Error(), pool.Name())
@@ -146,7 +148,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, pool *lb.Pool) (
 		hash = clientHash(r.RemoteAddr)
 	}
 	var tried []*lb.Peer
-	a := &attempt{pool: pool}
+	a := &attempt{pool: pool, route: route}
 	ctx := context.WithValue(r.Context(), attemptKey{}, a)
 	for {
 		now := pool.Now()
@@ -163,7 +165,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, pool *lb.Pool) (
 		tried = append(tried, peer)
 		budget := h.cfg.budgetLeft(len(tried), deadline)
 		swallow := budget && replayable && idempotent(r.Method) && hasUntried(pool, tried)
-		*a = attempt{peer: peer, pool: pool, swallowStatus: swallow}
+		*a = attempt{peer: peer, pool: pool, route: route, swallowStatus: swallow}
 
 		out := r.WithContext(ctx)
 		if body != nil {
@@ -322,8 +324,8 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	}
 	out.Host = in.Host
 	if r := a.pool.Rules(); r.StripPrefix && r.PathPrefix != "" && r.PathPrefix != "/" {
-		rest := stripPrefix(in.Context().Value(routePathKey{}).(string), r.PathPrefix)
-		out.URL.Path, out.URL.RawPath = "", string(appendEscapedPath(nil, []byte(rest)))
+		rest := stripPrefix(a.route, r.PathPrefix)
+		out.URL.Path, out.URL.RawPath = "", string(httpwire.AppendEscapedPath(nil, []byte(rest)))
 		if p, err := url.PathUnescape(out.URL.RawPath); err == nil {
 			out.URL.Path = p
 		}
@@ -386,10 +388,6 @@ func (h *Handler) setForwarded(out http.Header, in *http.Request) {
 		}
 	}
 }
-
-// routePathKey is the context key of the normalized path a request was
-// routed by (normalizePath).
-type routePathKey struct{}
 
 func stripPrefix(path, prefix string) string {
 	rest := strings.TrimPrefix(path, strings.TrimSuffix(prefix, "/"))

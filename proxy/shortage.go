@@ -20,22 +20,32 @@ func localShortage(err error) bool {
 		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
 }
 
-// shortageEvery bounds how often a shortage is logged: it comes in floods.
-const shortageEvery = 10 * time.Second
+// floodEvery bounds how often a condition that comes in floods (a
+// shortage, the connection cap, failing accepts) is logged.
+const floodEvery = 10 * time.Second
 
-// shortageLog says at most once per shortageEvery that wharf lacked a
+// logEvery lets one log line through per floodEvery. Safe for concurrent
+// use; the zero value is ready.
+type logEvery struct{ last atomic.Int64 } // unix nanoseconds of the last line
+
+// due reports whether a line may be logged now, and if so counts it.
+func (l *logEvery) due() bool {
+	now := time.Now().UnixNano()
+	last := l.last.Load()
+	return now-last >= int64(floodEvery) && l.last.CompareAndSwap(last, now)
+}
+
+// shortageLog says at most once per floodEvery that wharf lacked a
 // resource, with how many requests it refused since it last said so.
 // Safe for concurrent use.
 type shortageLog struct {
-	last    atomic.Int64 // unix nanoseconds of the last line
+	every   logEvery
 	pending atomic.Uint64
 }
 
 func (l *shortageLog) note(log zerolog.Logger, err error) {
 	n := l.pending.Add(1)
-	now := time.Now().UnixNano()
-	last := l.last.Load()
-	if now-last < int64(shortageEvery) || !l.last.CompareAndSwap(last, now) {
+	if !l.every.due() {
 		return
 	}
 	l.pending.Add(-n)

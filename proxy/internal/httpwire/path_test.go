@@ -1,4 +1,4 @@
-package proxy
+package httpwire
 
 import (
 	"path"
@@ -34,14 +34,14 @@ func TestNormalizePath(t *testing.T) {
 		{"/api/..x", "/api/..x", true},
 		{"*", "*", true},
 	} {
-		got, ok := normalizePath(nil, []byte(tc.in))
+		got, ok := NormalizePath(nil, []byte(tc.in))
 		if string(got) != tc.want || ok != tc.ok {
-			t.Errorf("normalizePath(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+			t.Errorf("NormalizePath(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
 	}
 }
 
-// TestNormalizePathAgreesWithClean holds normalizePath to path.Clean for
+// TestNormalizePathAgreesWithClean holds NormalizePath to path.Clean for
 // paths without escapes, up to the trailing slash that Clean drops.
 func TestNormalizePathAgreesWithClean(t *testing.T) {
 	parts := []string{"a", "b", ".", "..", "", ".x"}
@@ -52,12 +52,12 @@ func TestNormalizePathAgreesWithClean(t *testing.T) {
 		}
 		for _, p := range parts {
 			in := prefix + "/" + p
-			got, ok := normalizePath(make([]byte, 0, 4), []byte(in))
+			got, ok := NormalizePath(make([]byte, 0, 4), []byte(in))
 			clean := path.Clean(in)
 			if ok == climbs(in) {
-				t.Errorf("normalizePath(%q) ok %v, but climbing above the root is %v", in, ok, climbs(in))
+				t.Errorf("NormalizePath(%q) ok %v, but climbing above the root is %v", in, ok, climbs(in))
 			} else if g := string(got); ok && g != clean && g != clean+"/" {
-				t.Errorf("normalizePath(%q) = %q; Clean says %q", in, g, clean)
+				t.Errorf("NormalizePath(%q) = %q; Clean says %q", in, g, clean)
 			}
 			gen(in, depth-1)
 		}
@@ -66,7 +66,7 @@ func TestNormalizePathAgreesWithClean(t *testing.T) {
 }
 
 // climbs reports whether a ".." of p goes above the root, where Clean
-// stays at "/" and normalizePath refuses.
+// stays at "/" and NormalizePath refuses.
 func climbs(p string) bool {
 	depth := 0
 	for _, seg := range strings.Split(p, "/") {
@@ -86,8 +86,8 @@ func climbs(p string) bool {
 func TestNormalizePathAllocatesNothing(t *testing.T) {
 	buf := make([]byte, 0, 64)
 	for _, p := range [][]byte{[]byte("/api/users?x=1"), []byte("/api/../x/%2e/y")} {
-		if n := testing.AllocsPerRun(100, func() { normalizePath(buf, p) }); n != 0 {
-			t.Errorf("normalizePath(%q): %v allocations, want 0", p, n)
+		if n := testing.AllocsPerRun(100, func() { NormalizePath(buf, p) }); n != 0 {
+			t.Errorf("NormalizePath(%q): %v allocations, want 0", p, n)
 		}
 	}
 }

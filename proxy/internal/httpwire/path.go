@@ -1,6 +1,6 @@
-package proxy
+package httpwire
 
-// normalizePath returns path, the path of an origin-form request-target
+// NormalizePath returns path, the path of an origin-form request-target
 // (before any query, %-escapes as received), as routing must see it: the
 // way nginx reads a URI before it matches a location, with %XX escapes
 // decoded, "." and ".." segments resolved and runs of "/" merged. Routing on
@@ -14,13 +14,13 @@ package proxy
 // above the root; nginx answers such a request 400. A path that does not
 // start with "/" (an asterisk-form or authority-form target) is returned as
 // it is.
-func normalizePath(buf, path []byte) (norm []byte, ok bool) {
+func NormalizePath(buf, path []byte) (norm []byte, ok bool) {
 	if len(path) == 0 || path[0] != '/' || !needsNormalizing(path) {
 		return path, true
 	}
 	d := buf[:0]
 	for i := 0; i < len(path); i++ {
-		if c := path[i]; c == '%' && i+2 < len(path) && isHex(path[i+1]) && isHex(path[i+2]) {
+		if c := path[i]; c == '%' && i+2 < len(path) && class[path[i+1]]&cHex != 0 && class[path[i+2]]&cHex != 0 {
 			d = append(d, unhex(path[i+1])<<4|unhex(path[i+2]))
 			i += 2
 		} else {
@@ -68,7 +68,7 @@ func normalizePath(buf, path []byte) (norm []byte, ok bool) {
 	return out, true
 }
 
-// needsNormalizing reports whether normalizePath could change path: it
+// needsNormalizing reports whether NormalizePath could change path: it
 // holds an escape, an empty segment or a segment starting with ".".
 func needsNormalizing(path []byte) bool {
 	for i, c := range path {
@@ -79,25 +79,11 @@ func needsNormalizing(path []byte) bool {
 	return false
 }
 
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	}
-	return c - 'a' + 10
-}
-
-// appendEscapedPath appends path to dst with every byte that may not stand
+// AppendEscapedPath appends path to dst with every byte that may not stand
 // as itself in a path (RFC 3986 pchar and "/") %-escaped: a normalized
 // path holds what its escapes stood for, and a decoded "?" or space must
 // not change the meaning of the target it is sent in.
-func appendEscapedPath(dst, path []byte) []byte {
+func AppendEscapedPath(dst, path []byte) []byte {
 	const hexDigits = "0123456789ABCDEF"
 	for _, c := range path {
 		if pathChar(c) {
