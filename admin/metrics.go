@@ -21,6 +21,7 @@ type DiscoveryStats interface {
 type Sources struct {
 	NoRoute   func() uint64  // requests that matched no service
 	Shortage  func() uint64  // requests refused for wharf's own lack of descriptors or memory
+	Reclaimed func() uint64  // idle client connections closed to make room under --max-conns
 	Discovery DiscoveryStats // nil without Docker
 }
 
@@ -51,6 +52,8 @@ var (
 		"Requests answered 404 because no service matched.", nil, nil)
 	descShortage = prometheus.NewDesc("wharf_shortage_total",
 		"Requests answered 503 because wharf had no file descriptor or memory to reach a peer; not counted against the peer.", nil, nil)
+	descReclaimed = prometheus.NewDesc("wharf_connections_reclaimed_total",
+		"Idle client connections closed to make room for new ones at --max-conns.", nil, nil)
 	descPeers = prometheus.NewDesc("wharf_peers",
 		"Peers by service and state.", []string{"service", "state"}, nil)
 
@@ -84,7 +87,7 @@ type collector struct {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descDuration, descRetries, descNoPeer, descNoRoute, descShortage, descPeers,
+	for _, d := range []*prometheus.Desc{descRequests, descDuration, descRetries, descNoPeer, descNoRoute, descShortage, descReclaimed, descPeers,
 		descPeerAttempts, descPeerFailures, descPeerInFlight, descPeerDuration, descPeerWeight, descPeerUp,
 		descEvents, descResyncs, descEngineUp} {
 		ch <- d
@@ -143,6 +146,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.src.Shortage != nil {
 		counter(descShortage, c.src.Shortage())
+	}
+	if c.src.Reclaimed != nil {
+		counter(descReclaimed, c.src.Reclaimed())
 	}
 	if d := c.src.Discovery; d != nil {
 		counter(descEvents, d.EventsApplied())

@@ -30,7 +30,7 @@ func TestMetrics(t *testing.T) {
 	pool.Stats().Retries.Add(1)
 
 	s := New(bal, func() bool { return true }, Access{})
-	s.EnableMetrics(Sources{NoRoute: func() uint64 { return 7 }, Shortage: func() uint64 { return 2 }})
+	s.EnableMetrics(Sources{NoRoute: func() uint64 { return 7 }, Shortage: func() uint64 { return 2 }, Reclaimed: func() uint64 { return 3 }})
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, httptest.NewRequest("GET", "http://localhost/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
@@ -49,6 +49,7 @@ func TestMetrics(t *testing.T) {
 		`wharf_retries_total{service="default"} 1`,
 		`wharf_no_route_total 7`,
 		`wharf_shortage_total 2`,
+		`wharf_connections_reclaimed_total 3`,
 	} {
 		if !strings.Contains(text, want+"\n") {
 			t.Errorf("missing %s", want)

@@ -218,7 +218,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		}
 		adminHost, _, _ := net.SplitHostPort(cfg.AdminListen)
 		adm := admin.New(bal, ready, admin.Access{Auth: cfg.AdminAuth, ListenHost: adminHost})
-		adm.EnableMetrics(admin.Sources{NoRoute: handler.Stats().NoRoute.Load, Shortage: handler.Stats().Shortage.Load, Discovery: disc})
+		adm.EnableMetrics(admin.Sources{NoRoute: handler.Stats().NoRoute.Load, Shortage: handler.Stats().Shortage.Load, Reclaimed: handler.Stats().Reclaimed.Load, Discovery: disc})
 		asrv := &http.Server{Handler: adm, ReadHeaderTimeout: 10 * time.Second, ErrorLog: serverLog(log, "admin")}
 		go asrv.Serve(aln)
 		defer asrv.Close()
