@@ -114,7 +114,7 @@ func Map(c container.InspectResponse, network, prefix string) Result {
 	}
 	r.Backend.ID = c.ID
 	r.Backend.Name = strings.TrimPrefix(c.Name, "/")
-	r.HasHealthcheck = hasHealthcheck(c.Config)
+	r.HasHealthcheck = hasHealthcheck(c.Config.Healthcheck)
 	prefix = normPrefix(prefix)
 
 	enableKey := prefix + "." + labelEnable
@@ -215,8 +215,9 @@ func findNetwork(ns *container.NetworkSettings, ref string) (string, *network.En
 
 // hasHealthcheck reports whether cfg, the container's effective
 // configuration (image and run options merged), has a HEALTHCHECK.
-func hasHealthcheck(cfg *container.Config) bool {
-	hc := cfg.Healthcheck
+// hasHealthcheck reports whether hc (a container's or a service's) is a
+// HEALTHCHECK that runs: one whose test is not NONE.
+func hasHealthcheck(hc *container.HealthConfig) bool {
 	return hc != nil && len(hc.Test) > 0 && hc.Test[0] != "NONE"
 }
 

@@ -65,7 +65,7 @@ func MapService(s swarm.Service, prefix string) ServiceResult {
 	r.Updating = s.UpdateStatus != nil && s.UpdateStatus.State == swarm.UpdateStateUpdating
 	var cs *swarm.ContainerSpec
 	if cs = s.Spec.TaskTemplate.ContainerSpec; cs != nil {
-		r.HasHealthcheck = hasHealthcheckSpec(cs)
+		r.HasHealthcheck = hasHealthcheck(cs.Healthcheck)
 	}
 
 	enableKey := prefix + "." + labelEnable
@@ -138,11 +138,6 @@ func publishedTarget(s swarm.Service, prefix string) (int, error) {
 	}
 	return 0, fmt.Errorf("service %s: no label %s and the service publishes %d target ports (%s): set %s to the one to balance",
 		s.Spec.Name, key, len(list), strings.Join(strs, ", "), key)
-}
-
-func hasHealthcheckSpec(cs *swarm.ContainerSpec) bool {
-	hc := cs.Healthcheck
-	return hc != nil && len(hc.Test) > 0 && hc.Test[0] != "NONE"
 }
 
 func (r ServiceResult) ignored(reason string) ServiceResult {

@@ -16,7 +16,6 @@ import (
 
 	"github.com/wharflb/wharf/internal/dockertest"
 	"github.com/wharflb/wharf/internal/swarmtest"
-	"github.com/wharflb/wharf/internal/testutil"
 )
 
 // TestSwarmStackFile deploys compose/stack.yml with `docker stack deploy`
@@ -78,24 +77,7 @@ func TestSwarmStackFile(t *testing.T) {
 
 	hc := mgr.HTTPClient()
 	entry := netip.AddrPortFrom(mgr.Addr, 10000).String()
-	seen := map[string]int{}
-	testutil.Eventually(t, time.Minute, "every task answers through wharf at "+entry, func() bool {
-		if server, err := getServer(hc, entry); err == nil {
-			seen[server]++
-		}
-		for s := range want {
-			if seen[s] == 0 {
-				return false
-			}
-		}
-		return true
-	})
-	for s := range seen {
-		if !want[s] {
-			t.Errorf("answered by %q, not a webtest task (%v)", s, want)
-		}
-	}
-	t.Logf("answers by task: %v", seen)
+	everyTaskAnswers(t, hc, entry, want)
 
 	// Each scenario runs under keep-alive clients that keep asking, and
 	// must fail no request.

@@ -86,10 +86,17 @@ func TestSwarmWharfContainer(t *testing.T) {
 
 	hc := mgr.HTTPClient()
 	entry := netip.AddrPortFrom(mgr.Addr, 10000).String()
+	everyTaskAnswers(t, hc, entry, want)
+}
+
+// everyTaskAnswers asks through wharf at entry until each of the tasks in
+// want (by hostname, their containers' short IDs) has answered, and fails
+// t when one that is not in want answers.
+func everyTaskAnswers(t *testing.T, hc *http.Client, entry string, want map[string]bool) {
+	t.Helper()
 	seen := map[string]int{}
 	testutil.Eventually(t, time.Minute, "every task answers through wharf at "+entry, func() bool {
-		server, err := getServer(hc, entry)
-		if err == nil {
+		if server, err := getServer(hc, entry); err == nil {
 			seen[server]++
 		}
 		for s := range want {
@@ -101,7 +108,7 @@ func TestSwarmWharfContainer(t *testing.T) {
 	})
 	for s := range seen {
 		if !want[s] {
-			t.Errorf("answered by %q, not a task of api (%v)", s, want)
+			t.Errorf("answered by %q, not one of the tasks (%v)", s, want)
 		}
 	}
 	t.Logf("answers by task: %v", seen)
