@@ -195,35 +195,32 @@ func (r *Run) complete() {
 	if c < r.wakeAt.Load() {
 		return
 	}
-	r.waitMu.Lock()
-	defer r.waitMu.Unlock()
-	next := int64(math.MaxInt64)
-	kept := r.waiters[:0]
-	for _, w := range r.waiters {
+	r.filterWaiters(func(w completedWaiter) bool {
 		if w.n <= c {
 			close(w.ch)
-			continue
+			return false
 		}
-		next = min(next, w.n)
-		kept = append(kept, w)
-	}
-	clear(r.waiters[len(kept):])
-	r.waiters = kept
-	r.wakeAt.Store(next)
+		return true
+	})
 }
 
 // dropWaiter forgets the waiter of ch, woken or not.
 func (r *Run) dropWaiter(ch chan struct{}) {
+	r.filterWaiters(func(w completedWaiter) bool { return w.ch != ch })
+}
+
+// filterWaiters keeps the waiters for which keep is true and sets wakeAt to
+// the smallest count one of them waits for.
+func (r *Run) filterWaiters(keep func(completedWaiter) bool) {
 	r.waitMu.Lock()
 	defer r.waitMu.Unlock()
 	next := int64(math.MaxInt64)
 	kept := r.waiters[:0]
 	for _, w := range r.waiters {
-		if w.ch == ch {
-			continue
+		if keep(w) {
+			next = min(next, w.n)
+			kept = append(kept, w)
 		}
-		next = min(next, w.n)
-		kept = append(kept, w)
 	}
 	clear(r.waiters[len(kept):])
 	r.waiters = kept
