@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -757,17 +756,7 @@ func (w *SwarmWatcher) flush() {
 			list = append(list, e.backend)
 		}
 	}
-	slices.SortFunc(list, func(a, b lb.Backend) int {
-		if c := strings.Compare(a.Name, b.Name); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
-	if w.synced.Load() && equalBackends(list, w.published) {
-		return
-	}
-	w.published = list
-	w.publish(list)
+	w.published = publishChanged(list, w.published, w.synced.Load(), w.publish)
 }
 
 // Synced reports whether the first complete list was published. Safe for

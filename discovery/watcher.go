@@ -715,21 +715,24 @@ func (w *Watcher) flush() {
 			list = append(list, e.backend)
 		}
 	}
+	w.published = publishChanged(list, w.published, w.synced.Load(), w.publish)
+}
+
+// publishChanged sorts list by name (then ID) and publishes it unless it
+// equals last and a first list was already published (synced). It returns
+// what is now the last published list. Both watchers flush through it.
+func publishChanged(list, last []lb.Backend, synced bool, publish func([]lb.Backend)) []lb.Backend {
 	slices.SortFunc(list, func(a, b lb.Backend) int {
 		if c := strings.Compare(a.Name, b.Name); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	if w.synced.Load() && equalBackends(list, w.published) {
-		return
+	if synced && slices.EqualFunc(list, last, lb.Backend.Equal) {
+		return last
 	}
-	w.published = list
-	w.publish(list)
-}
-
-func equalBackends(a, b []lb.Backend) bool {
-	return slices.EqualFunc(a, b, lb.Backend.Equal)
+	publish(list)
+	return list
 }
 
 // checkSelf warns once when wharf runs in a container that is not attached
