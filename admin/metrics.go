@@ -19,10 +19,14 @@ type DiscoveryStats interface {
 
 // Sources are the counters /metrics reads besides the balancer's.
 type Sources struct {
-	NoRoute   func() uint64  // requests that matched no service
-	Shortage  func() uint64  // requests refused for wharf's own lack of descriptors or memory
-	Reclaimed func() uint64  // idle client connections closed to make room under --max-conns
-	Discovery DiscoveryStats // nil without Docker
+	NoRoute   func() uint64 // requests that matched no service
+	Shortage  func() uint64 // requests refused for wharf's own lack of descriptors or memory
+	Reclaimed func() uint64 // idle client connections closed to make room under --max-conns
+	// RetryBuffered is the memory request bodies kept for replay hold,
+	// RetryBufferExhausted how many were streamed for want of it.
+	RetryBuffered        func() int64
+	RetryBufferExhausted func() uint64
+	Discovery            DiscoveryStats // nil without Docker
 }
 
 // EnableMetrics serves /metrics in the Prometheus text format. Every value
@@ -54,6 +58,10 @@ var (
 		"Requests answered 503 because wharf had no file descriptor or memory to reach a peer; not counted against the peer.", nil, nil)
 	descReclaimed = prometheus.NewDesc("wharf_connections_reclaimed_total",
 		"Idle client connections closed to make room for new ones at --max-conns.", nil, nil)
+	descRetryBuffered = prometheus.NewDesc("wharf_retry_buffer_bytes",
+		"Memory held by request bodies kept for replay on retry, against --retry-buffer-budget.", nil, nil)
+	descRetryExhausted = prometheus.NewDesc("wharf_retry_buffer_exhausted_total",
+		"Request bodies streamed without a retry because --retry-buffer-budget was spent.", nil, nil)
 	descPeers = prometheus.NewDesc("wharf_peers",
 		"Peers by service and state.", []string{"service", "state"}, nil)
 
@@ -87,7 +95,7 @@ type collector struct {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descDuration, descRetries, descNoPeer, descNoRoute, descShortage, descReclaimed, descPeers,
+	for _, d := range []*prometheus.Desc{descRequests, descDuration, descRetries, descNoPeer, descNoRoute, descShortage, descReclaimed, descRetryBuffered, descRetryExhausted, descPeers,
 		descPeerAttempts, descPeerFailures, descPeerInFlight, descPeerDuration, descPeerWeight, descPeerUp,
 		descEvents, descResyncs, descEngineUp} {
 		ch <- d
@@ -149,6 +157,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.src.Reclaimed != nil {
 		counter(descReclaimed, c.src.Reclaimed())
+	}
+	if c.src.RetryBuffered != nil {
+		gauge(descRetryBuffered, float64(c.src.RetryBuffered()))
+	}
+	if c.src.RetryBufferExhausted != nil {
+		counter(descRetryExhausted, c.src.RetryBufferExhausted())
 	}
 	if d := c.src.Discovery; d != nil {
 		counter(descEvents, d.EventsApplied())

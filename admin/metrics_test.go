@@ -30,7 +30,8 @@ func TestMetrics(t *testing.T) {
 	pool.Stats().Retries.Add(1)
 
 	s := New(bal, func() bool { return true }, Access{})
-	s.EnableMetrics(Sources{NoRoute: func() uint64 { return 7 }, Shortage: func() uint64 { return 2 }, Reclaimed: func() uint64 { return 3 }})
+	s.EnableMetrics(Sources{NoRoute: func() uint64 { return 7 }, Shortage: func() uint64 { return 2 }, Reclaimed: func() uint64 { return 3 },
+		RetryBuffered: func() int64 { return 53248 }, RetryBufferExhausted: func() uint64 { return 4 }})
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, httptest.NewRequest("GET", "http://localhost/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
@@ -50,6 +51,8 @@ func TestMetrics(t *testing.T) {
 		`wharf_no_route_total 7`,
 		`wharf_shortage_total 2`,
 		`wharf_connections_reclaimed_total 3`,
+		`wharf_retry_buffer_bytes 53248`,
+		`wharf_retry_buffer_exhausted_total 4`,
 	} {
 		if !strings.Contains(text, want+"\n") {
 			t.Errorf("missing %s", want)

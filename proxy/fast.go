@@ -83,10 +83,10 @@ func putSized(b *[]byte) {
 	if b == nil {
 		return
 	}
-	if cap(*b) == fastBigSize {
-		bigBufs.Put(b)
-	} else {
-		smallBufs.Put(b)
+	// A buffer of no pool's size (a body over the largest replay class)
+	// is left to the collector.
+	if p := sizedPool(cap(*b)); p != nil {
+		p.Put(b)
 	}
 }
 

@@ -29,6 +29,9 @@ type forwarding struct {
 	head     []byte // the upstream request head (and the whole body when replayable)
 	replay   bool   // the body is in memory: the request can be sent again
 	bodyIn   int    // body bytes at c.in[c.r:] when streaming starts
+	headLen  int    // bytes of head before the body
+	kept     int64  // body bytes in head when streaming starts (the budget ran out)
+	reserved int64  // bytes taken from Config.RetryBufferBudget for head's buffer
 	chunks   httpwire.Chunked
 	bodyDone bool // the client's whole request body was read
 	deadline time.Time
@@ -65,6 +68,7 @@ var (
 func (f *forwarding) run() (int, bool) {
 	c, req := f.c, &f.c.x.req
 	f.idempotent, f.isHead = idempotent(bstring(req.Method)), string(req.Method) == "HEAD"
+	defer f.releaseKept()
 	if err := f.prepare(); err != nil {
 		if errors.Is(err, errBadChunked) {
 			c.writeError(400, msgBadRequest+": "+err.Error(), f.pool.Name(), true)
@@ -156,6 +160,7 @@ func (f *forwarding) prepare() error {
 			return err
 		}
 	}
+	f.headLen = len(f.head)
 	switch req.Framing {
 	case httpwire.NoBody:
 		f.replay, f.bodyDone = true, true
@@ -165,37 +170,88 @@ func (f *forwarding) prepare() error {
 			f.bodyIn = c.w - c.r
 			return nil
 		}
-		if err := c.need(int(n)); err != nil {
-			return err
+		for left := n; left > 0; {
+			if c.w == c.r {
+				c.r, c.w = 0, 0
+				if err := c.fillBody(); err != nil {
+					return err
+				}
+			}
+			k := min(int64(c.w-c.r), left)
+			if !f.keep((*c.in)[c.r : c.r+int(k)]) {
+				f.kept = n - left // streamed from here, after what head holds
+				return nil
+			}
+			c.r += int(k)
+			left -= k
 		}
-		f.head = append(f.head, (*c.in)[c.r:c.r+int(n)]...)
-		c.r += int(n)
 		f.replay, f.bodyDone = true, true
 	case httpwire.ByChunks:
 		f.chunks.Reset()
-		scanned := 0
 		for {
-			n, done, err := f.chunks.Scan((*c.in)[c.r+scanned : c.w])
+			n, done, err := f.chunks.Scan((*c.in)[c.r:c.w])
 			if err != nil {
 				return errBadChunked
 			}
-			scanned += n
+			if int64(len(f.head)-f.headLen+n) > limit || !f.keep((*c.in)[c.r:c.r+n]) {
+				f.bodyIn = n // streamed from here; the scanner has seen these
+				return nil
+			}
+			c.r += n
 			if done {
-				f.head = append(f.head, (*c.in)[c.r:c.r+scanned]...)
-				c.r += scanned
 				f.replay, f.bodyDone = true, true
 				return nil
 			}
-			if int64(scanned) > limit {
-				f.bodyIn = scanned // streamed from here; the scanner has seen these
-				return nil
+			if c.w == c.r {
+				c.r, c.w = 0, 0
 			}
-			if err := c.more(); err != nil {
+			if err := c.fillBody(); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// keep appends body bytes b to the request in f.head so that it can be
+// replayed, growing its buffer, with memory taken from the retry buffer
+// budget, when b does not fit. It reports false, keeping nothing, when
+// the budget cannot give the memory.
+func (f *forwarding) keep(b []byte) bool {
+	c := f.c
+	if n := len(f.head) + len(b); n > cap(f.head) {
+		if n > replayClassSize(replayClasses-1) {
+			n = max(n, 2*cap(f.head)) // past the classes, double
+		}
+		nb := getReplayBuf(n)
+		// The first buffer is every request's; only what a body grows
+		// it by counts.
+		grow := int64(cap(*nb)-fastBufSize) - f.reserved
+		if !c.s.stats.reserveRetry(grow, c.s.cfg.retryBufferBudget()) {
+			putBuf(nb)
+			return false
+		}
+		f.reserved += grow
+		f.head = append((*nb)[:0], f.head...)
+		putBuf(c.out)
+		c.out = nb
+	}
+	f.head = append(f.head, b...)
+	return true
+}
+
+// releaseKept gives the memory of a kept body back to the budget, and its
+// grown buffer to its pool, once no attempt can need it.
+func (f *forwarding) releaseKept() {
+	if f.reserved == 0 {
+		return
+	}
+	c := f.c
+	c.s.stats.releaseRetry(f.reserved)
+	f.reserved = 0
+	putBuf(c.out)
+	c.out = nil
+	f.head = nil
 }
 
 var continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
@@ -239,45 +295,6 @@ func (f *forwarding) target() []byte {
 	return t
 }
 
-// need makes sure n body bytes are at c.in[c.r:], reading and growing the
-// buffer as needed.
-func (c *fastConn) need(n int) error {
-	for c.w-c.r < n {
-		if c.r+n > len(*c.in) {
-			if n > len(*c.in) {
-				// A body over the buffer size (only with a large
-				// --retry-body-limit): this request gets its own buffer.
-				nb := make([]byte, n+fastBufSize)
-				c.w = copy(nb, (*c.in)[c.r:c.w])
-				c.r = 0
-				putBuf(c.in)
-				c.in = &nb
-			} else {
-				c.compact(false)
-			}
-		}
-		if err := c.fillBody(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// more reads more bytes, making room first.
-func (c *fastConn) more() error {
-	if c.w == len(*c.in) {
-		if c.r > 0 {
-			c.compact(false)
-		} else {
-			nb := make([]byte, 2*len(*c.in))
-			c.w = copy(nb, (*c.in)[:c.w])
-			putBuf(c.in)
-			c.in = &nb
-		}
-	}
-	return c.fillBody()
-}
-
 // finishBody reads the rest of a request body that was not sent, so the
 // connection can carry the next request; it reports whether it did.
 func (f *forwarding) finishBody() bool {
@@ -289,7 +306,7 @@ func (f *forwarding) finishBody() bool {
 		return true
 	}
 	if req.Framing == httpwire.ByLength {
-		left := req.ContentLength - int64(f.bodyIn)
+		left := req.ContentLength - f.kept - int64(f.bodyIn)
 		if left > 1<<20 {
 			return false
 		}
@@ -453,13 +470,19 @@ func (f *forwarding) send(pool *upstreamPool, fresh bool) (*upConn, error) {
 		pool.discard(up)
 		return nil, sendError{err}
 	}
-	// Stream the rest of a large body.
+	// Stream the rest of a large body, holding no output buffer while the
+	// client sends it: a slow client costs its connection, not memory.
+	f.head = nil
+	f.releaseKept()
+	putBuf(f.c.out)
+	f.c.out = nil
 	switch f.c.x.req.Framing {
 	case httpwire.ByLength:
 		err = f.streamLength(up)
 	case httpwire.ByChunks:
 		err = f.streamChunks(up)
 	}
+	f.c.out = getBuf()
 	if err != nil {
 		pool.discard(up)
 		if errors.Is(err, errClientClosed) || errors.Is(err, errBadChunked) {
@@ -472,7 +495,7 @@ func (f *forwarding) send(pool *upstreamPool, fresh bool) (*upConn, error) {
 
 func (f *forwarding) streamLength(up *upConn) error {
 	c := f.c
-	left := f.c.x.req.ContentLength
+	left := f.c.x.req.ContentLength - f.kept
 	for left > 0 {
 		if c.w == c.r {
 			c.r, c.w = 0, 0

@@ -44,6 +44,13 @@ type Stats struct {
 	// Reclaimed counts idle client connections closed to make room under
 	// Config.MaxConns.
 	Reclaimed atomic.Uint64
+	// RetryBuffered is the memory, in bytes, that request bodies kept for
+	// replay hold against Config.RetryBufferBudget (on the fast path,
+	// beyond the buffer every request has).
+	RetryBuffered atomic.Int64
+	// RetryBufferExhausted counts the bodies streamed without a retry
+	// because keeping them would have gone over the budget.
+	RetryBufferExhausted atomic.Uint64
 
 	shortageLog shortageLog
 }
@@ -134,7 +141,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve makes the attempts and answers; it returns the status the client
 // got (0 if it went away first) and the peers tried.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, pool *lb.Pool, route string) (int, []*lb.Peer) {
-	body, replayable, err := h.bufferBody(r)
+	body, held, replayable, err := h.bufferBody(r)
+	defer h.stats.releaseRetry(held)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, msgBadRequest+": "+err.Error(), pool.Name())
 		return http.StatusBadRequest, nil
@@ -284,30 +292,56 @@ func isDialError(err error) bool {
 }
 
 // bufferBody reads a request body of at most RetryBodyLimit bytes into
-// memory so that it can be replayed. A larger body is left streaming (and
-// the request is not retryable once it was sent).
-func (h *Handler) bufferBody(r *http.Request) (body []byte, replayable bool, err error) {
+// memory so that it can be replayed, taking the memory from
+// RetryBufferBudget as the body arrives; the caller gives back held bytes
+// when done. A larger body, or one the budget has no room for, is left
+// streaming (and the request is not retryable once it was sent).
+func (h *Handler) bufferBody(r *http.Request) (body []byte, held int64, replayable bool, err error) {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return nil, true, nil
+		return nil, 0, true, nil
 	}
 	limit := h.cfg.retryBodyLimit()
 	if r.ContentLength > limit || limit == 0 {
-		return nil, false, nil
+		return nil, 0, false, nil
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 512), limit+1)))
-	n, err := io.CopyN(buf, r.Body, limit+1)
-	if err != nil && err != io.EOF {
-		return nil, false, err
+	budget := h.cfg.retryBufferBudget()
+	// The buffer grows as bytes arrive, by doubling from 4 KiB, to the
+	// announced length or, for a chunked body, one byte over the limit,
+	// which tells a body over it.
+	end := limit + 1
+	if r.ContentLength > 0 {
+		end = r.ContentLength
 	}
-	if n > limit {
-		// A chunked body over the limit: stream what was read and the rest.
-		r.Body = struct {
-			io.Reader
-			io.Closer
-		}{io.MultiReader(bytes.NewReader(buf.Bytes()), r.Body), r.Body}
-		return nil, false, nil
+	var buf []byte
+	for int64(len(buf)) < end {
+		if len(buf) == cap(buf) {
+			size := min(max(2*int64(cap(buf)), 4<<10), end)
+			if !h.stats.reserveRetry(size-held, budget) {
+				break
+			}
+			nb := make([]byte, len(buf), size)
+			copy(nb, buf)
+			buf, held = nb, size
+		}
+		n, rerr := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if rerr == io.EOF {
+			return buf, held, true, nil
+		}
+		if rerr != nil {
+			h.stats.releaseRetry(held)
+			return nil, 0, false, rerr
+		}
 	}
-	return buf.Bytes(), true, nil
+	if int64(len(buf)) == r.ContentLength {
+		return buf, held, true, nil
+	}
+	// Over the limit or the budget: stream what was read and the rest.
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
+	return nil, held, false, nil
 }
 
 // rewrite turns the client's request into the peer's: the peer's address,

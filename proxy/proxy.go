@@ -42,6 +42,13 @@ type Config struct {
 	// sent again on retry; larger bodies are streamed and not retried.
 	// 0 means DefaultRetryBodyLimit; negative disables keeping bodies.
 	RetryBodyLimit int64
+	// RetryBufferBudget bounds the memory of all request bodies kept for
+	// replay at one time, over both engines when they share Stats. A body
+	// that would go over it is streamed and not retried, as a body over
+	// RetryBodyLimit is. The fast path's first buffer of each request
+	// (16 KiB with the head) is not counted: a small body costs nothing
+	// more. 0 means DefaultRetryBufferBudget; negative means none.
+	RetryBufferBudget int64
 	// DialTimeout bounds connecting to a peer; 0 means DefaultDialTimeout.
 	DialTimeout time.Duration
 	// ResponseHeaderTimeout bounds the wait for a peer's response head
@@ -119,7 +126,10 @@ type Timeouts struct {
 
 // Defaults of Config.
 const (
-	DefaultRetryBodyLimit        = 64 << 10
+	DefaultRetryBodyLimit = 64 << 10
+	// DefaultRetryBufferBudget keeps 512 bodies of the default limit at
+	// once; slow clients beyond that cost no retry buffer each.
+	DefaultRetryBufferBudget     = 32 << 20
 	DefaultDialTimeout           = 5 * time.Second
 	DefaultResponseHeaderTimeout = 60 * time.Second // nginx proxy_read_timeout
 	DefaultClientIdleTimeout     = 75 * time.Second // nginx keepalive_timeout
@@ -165,6 +175,13 @@ func (c *Config) retryBodyLimit() int64 {
 		return DefaultRetryBodyLimit
 	}
 	return max(c.RetryBodyLimit, 0)
+}
+
+func (c *Config) retryBufferBudget() int64 {
+	if c.RetryBufferBudget == 0 {
+		return DefaultRetryBufferBudget
+	}
+	return max(c.RetryBufferBudget, 0)
 }
 
 func (c *Config) dialTimeout() time.Duration {

@@ -34,6 +34,7 @@ type config struct {
 	NextUpstreamTimeout time.Duration
 	RetryOnStatus       []int
 	RetryBodyLimit      int64
+	RetryBufferBudget   int64
 	ShutdownTimeout     time.Duration
 	MaxConns            int // 0: derived from the descriptor limit (defaultMaxConns)
 	TrustedProxies      []netip.Prefix
@@ -51,7 +52,7 @@ func envName(flagName string) string {
 // line from its WHARF_* variable. Errors name the flag (or variable) and
 // the value.
 func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*config, error) {
-	c := &config{RetryBodyLimit: 64 << 10}
+	c := &config{RetryBodyLimit: 64 << 10, RetryBufferBudget: proxy.DefaultRetryBufferBudget}
 	fs := flag.NewFlagSet("wharf", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.Listen, "listen", ":10000", "client entry point (HTTP, or HTTPS with --tls-cert)")
@@ -145,6 +146,11 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	fs.Func("retry-body-limit", "largest request body kept for replay on retry (default 64KiB)", func(s string) error {
 		n, err := parseSize(s)
 		c.RetryBodyLimit = n
+		return err
+	})
+	fs.Func("retry-buffer-budget", "memory for all request bodies kept for replay at once; beyond it a body is streamed and not retried (default 32MiB; 0: keep none beyond each request's first 16KiB buffer)", func(s string) error {
+		n, err := parseSize(s)
+		c.RetryBufferBudget = n
 		return err
 	})
 	fs.Func("max-conns", "client connections at most; beyond it idle keep-alive connections are closed, then new ones wait (default: half the file descriptor limit, less a reserve)", func(s string) error {

@@ -20,7 +20,7 @@ func TestParseConfig(t *testing.T) {
 	}{
 		{name: "defaults", args: []string{"--network", "webtest"}, check: func(c *config) string {
 			if c.Listen != ":10000" || c.AdminListen != "127.0.0.1:8080" || c.LabelPrefix != "lb" ||
-				c.LogLevel != "info" || c.LogFormat != "auto" || c.RetryBodyLimit != 64<<10 ||
+				c.LogLevel != "info" || c.LogFormat != "auto" || c.RetryBodyLimit != 64<<10 || c.RetryBufferBudget != 32<<20 ||
 				c.ShutdownTimeout != 30*time.Second || c.NextUpstreamTries != 0 || c.Gzip || len(c.GzipTypes) != 8 {
 				return "unexpected defaults"
 			}
@@ -28,10 +28,10 @@ func TestParseConfig(t *testing.T) {
 		}},
 		{name: "env fills flags", args: nil, env: map[string]string{
 			"WHARF_NETWORK": "webtest", "WHARF_ADMIN_LISTEN": ":9090", "WHARF_RETRY_ON_STATUS": "502,503",
-			"WHARF_RETRY_BODY_LIMIT": "1MiB", "WHARF_UPSTREAM": "127.0.0.1:1 127.0.0.1:2,weight=3", "WHARF_GZIP": "true",
+			"WHARF_RETRY_BODY_LIMIT": "1MiB", "WHARF_RETRY_BUFFER_BUDGET": "8MiB", "WHARF_UPSTREAM": "127.0.0.1:1 127.0.0.1:2,weight=3", "WHARF_GZIP": "true",
 		}, check: func(c *config) string {
 			if c.Network != "webtest" || c.AdminListen != ":9090" || len(c.RetryOnStatus) != 2 ||
-				c.RetryBodyLimit != 1<<20 || len(c.Upstreams) != 2 || c.Upstreams[1].Weight != 3 || !c.Gzip {
+				c.RetryBodyLimit != 1<<20 || c.RetryBufferBudget != 8<<20 || len(c.Upstreams) != 2 || c.Upstreams[1].Weight != 3 || !c.Gzip {
 				return "env not applied"
 			}
 			return ""
@@ -101,6 +101,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad duration", args: []string{"--network", "n", "--shutdown-timeout", "soon"}, wantErr: "--shutdown-timeout"},
 		{name: "bad status", args: []string{"--network", "n", "--retry-on-status", "200"}, wantErr: "--retry-on-status"},
 		{name: "bad size", args: []string{"--network", "n", "--retry-body-limit", "lots"}, wantErr: "--retry-body-limit"},
+		{name: "bad budget", args: []string{"--network", "n", "--retry-buffer-budget", "-1MiB"}, wantErr: "--retry-buffer-budget"},
 		{name: "bad log level", args: []string{"--network", "n", "--log-level", "loud"}, wantErr: "--log-level"},
 		{name: "bad upstream", args: []string{"--upstream", "127.0.0.1:1,weight=abc"}, wantErr: "weight"},
 		{name: "bad env", args: []string{"--network", "n"}, env: map[string]string{"WHARF_LOG_FORMAT": "xml"}, wantErr: "WHARF_LOG_FORMAT"},

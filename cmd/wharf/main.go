@@ -163,6 +163,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		NextUpstreamTimeout: cfg.NextUpstreamTimeout,
 		RetryOnStatus:       cfg.RetryOnStatus,
 		RetryBodyLimit:      cfg.RetryBodyLimit,
+		RetryBufferBudget:   retryBufferBudget(cfg.RetryBufferBudget),
 		TrustedProxies:      cfg.TrustedProxies,
 		AccessLog:           cfg.AccessLog,
 		Log:                 log,
@@ -218,7 +219,9 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		}
 		adminHost, _, _ := net.SplitHostPort(cfg.AdminListen)
 		adm := admin.New(bal, ready, admin.Access{Auth: cfg.AdminAuth, ListenHost: adminHost})
-		adm.EnableMetrics(admin.Sources{NoRoute: handler.Stats().NoRoute.Load, Shortage: handler.Stats().Shortage.Load, Reclaimed: handler.Stats().Reclaimed.Load, Discovery: disc})
+		st := handler.Stats()
+		adm.EnableMetrics(admin.Sources{NoRoute: st.NoRoute.Load, Shortage: st.Shortage.Load, Reclaimed: st.Reclaimed.Load,
+			RetryBuffered: st.RetryBuffered.Load, RetryBufferExhausted: st.RetryBufferExhausted.Load, Discovery: disc})
 		asrv := &http.Server{Handler: adm, ReadHeaderTimeout: 10 * time.Second, ErrorLog: serverLog(log, "admin")}
 		go asrv.Serve(aln)
 		defer asrv.Close()
@@ -388,4 +391,13 @@ func versionString() string {
 		v += " " + info.GoVersion
 	}
 	return "wharf " + v
+}
+
+// retryBufferBudget turns the flag's value into proxy.Config's, where 0
+// stands for the default and a negative value for none.
+func retryBufferBudget(n int64) int64 {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
