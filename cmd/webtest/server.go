@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +61,7 @@ func NewServer(name string) *Server {
 	}
 	s.mux.HandleFunc("/webtest", s.serveWebtest)
 	s.mux.HandleFunc("/healthz", s.serveHealthz)
+	s.mux.HandleFunc("GET /blob", serveBlob)
 	return s
 }
 
@@ -129,6 +131,32 @@ func (s *Server) serveWebtest(w http.ResponseWriter, r *http.Request) {
 		ResponseTime: s.now().Format(TimeLayout),
 		Server:       s.name,
 	})
+}
+
+// MaxBlob bounds the bytes parameter of /blob.
+const MaxBlob = 64 << 20
+
+// blobChunk is what /blob answers are made of.
+var blobChunk = make([]byte, 64<<10)
+
+// serveBlob answers GET /blob?bytes=N with N zero bytes and their
+// Content-Length: a large answer for load tests, for clients that read it
+// slowly or not at all.
+func serveBlob(w http.ResponseWriter, r *http.Request) {
+	n, err := strconv.Atoi(r.FormValue("bytes"))
+	if err != nil || n < 0 || n > MaxBlob {
+		http.Error(w, fmt.Sprintf("bytes must be a whole number from 0 to %d", MaxBlob), http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(n))
+	for n > 0 {
+		k, err := w.Write(blobChunk[:min(n, len(blobChunk))])
+		if err != nil {
+			return
+		}
+		n -= k
+	}
 }
 
 // serveHealthz answers GET /healthz with 200 "ok", or 503 "failing" while

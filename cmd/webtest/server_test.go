@@ -206,3 +206,22 @@ func TestUnknownPath(t *testing.T) {
 		t.Errorf("status = %d, want 404", rec.Code)
 	}
 }
+
+func TestBlob(t *testing.T) {
+	s := NewServer("web1")
+	for _, tc := range []struct {
+		query  string
+		status int
+		size   int
+	}{{"bytes=0", 200, 0}, {"bytes=100000", 200, 100000}, {"bytes=-1", 400, -1}, {"bytes=lots", 400, -1}, {"", 400, -1}, {"bytes=67108865", 400, -1}} {
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest("GET", "/blob?"+tc.query, nil))
+		if rec.Code != tc.status {
+			t.Errorf("%q: status %d, want %d", tc.query, rec.Code, tc.status)
+			continue
+		}
+		if tc.size >= 0 && (rec.Body.Len() != tc.size || rec.Header().Get("Content-Length") != strings.TrimPrefix(tc.query, "bytes=")) {
+			t.Errorf("%q: %d bytes, Content-Length %q", tc.query, rec.Body.Len(), rec.Header().Get("Content-Length"))
+		}
+	}
+}
