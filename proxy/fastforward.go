@@ -214,24 +214,39 @@ func (f *forwarding) prepare() error {
 }
 
 // keep appends body bytes b to the request in f.head so that it can be
-// replayed, growing its buffer, with memory taken from the retry buffer
-// budget, when b does not fit. It reports false, keeping nothing, when
-// the budget cannot give the memory.
+// replayed, with memory taken from the retry buffer budget: the body's
+// bytes in steps of replayStep while they fit the request's first buffer,
+// then the whole of a grown one. A body of known length grows its buffer
+// once, to the class that holds all of it. It reports false, keeping
+// nothing, when the budget cannot give the memory.
 func (f *forwarding) keep(b []byte) bool {
 	c := f.c
-	if n := len(f.head) + len(b); n > cap(f.head) {
-		if n > replayClassSize(replayClasses-1) {
-			n = max(n, 2*cap(f.head)) // past the classes, double
+	n := len(f.head) + len(b)
+	grow := 0 // the size of a new buffer, when b does not fit
+	if n > cap(f.head) {
+		grow = n
+		if req := &c.x.req; req.Framing == httpwire.ByLength {
+			grow = max(grow, f.headLen+int(req.ContentLength))
 		}
-		nb := getReplayBuf(n)
-		// The first buffer is every request's; only what a body grows
-		// it by counts.
-		grow := int64(cap(*nb)-fastBufSize) - f.reserved
-		if !c.s.stats.reserveRetry(grow, c.s.cfg.retryBufferBudget()) {
-			putBuf(nb)
+		if grow > replayClassSize(replayClasses-1) {
+			grow = max(grow, 2*cap(f.head)) // past the classes, double
+		}
+		grow = replayBufSize(grow)
+	}
+	need := int64(n-f.headLen+replayStep-1) / replayStep * replayStep
+	if grow > 0 {
+		need = int64(grow)
+	}
+	// Reserved before a buffer is taken: a body the budget has no room
+	// for costs no buffer.
+	if need > f.reserved {
+		if !c.s.stats.reserveRetry(need-f.reserved, c.s.cfg.retryBufferBudget()) {
 			return false
 		}
-		f.reserved += grow
+		f.reserved = need
+	}
+	if grow > 0 {
+		nb := getReplayBuf(grow)
 		f.head = append((*nb)[:0], f.head...)
 		putBuf(c.out)
 		c.out = nb

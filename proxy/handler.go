@@ -45,8 +45,7 @@ type Stats struct {
 	// Config.MaxConns.
 	Reclaimed atomic.Uint64
 	// RetryBuffered is the memory, in bytes, that request bodies kept for
-	// replay hold against Config.RetryBufferBudget (on the fast path,
-	// beyond the buffer every request has).
+	// replay hold against Config.RetryBufferBudget.
 	RetryBuffered atomic.Int64
 	// RetryBufferExhausted counts the bodies streamed without a retry
 	// because keeping them would have gone over the budget.

@@ -45,9 +45,8 @@ type Config struct {
 	// RetryBufferBudget bounds the memory of all request bodies kept for
 	// replay at one time, over both engines when they share Stats. A body
 	// that would go over it is streamed and not retried, as a body over
-	// RetryBodyLimit is. The fast path's first buffer of each request
-	// (16 KiB with the head) is not counted: a small body costs nothing
-	// more. 0 means DefaultRetryBufferBudget; negative means none.
+	// RetryBodyLimit is. 0 means DefaultRetryBufferBudget; negative
+	// means none.
 	RetryBufferBudget int64
 	// DialTimeout bounds connecting to a peer; 0 means DefaultDialTimeout.
 	DialTimeout time.Duration

@@ -32,6 +32,11 @@ func (s *Stats) releaseRetry(n int64) {
 	}
 }
 
+// replayStep is the unit in which the fast path reserves a body's bytes
+// while they fit its first buffer: fewer reservations for a body that
+// arrives in many reads.
+const replayStep = 4 << 10
+
 // The fast path keeps a body after the request head in its output buffer,
 // which starts at fastBufSize and grows through these classes: a size
 // doubling from 32 KiB, plus room for a usual head, so that a body of the
@@ -67,18 +72,25 @@ func sizedPool(size int) *sync.Pool {
 	return nil
 }
 
-// getReplayBuf returns a buffer of at least n bytes: the smallest class
-// that holds n, or one of exactly n beyond the largest class.
-func getReplayBuf(n int) *[]byte {
+// replayBufSize is the capacity of the buffer getReplayBuf(n) returns:
+// the smallest class that holds n, or n beyond the largest class.
+func replayBufSize(n int) int {
 	for i := 0; i < replayClasses; i++ {
 		if size := replayClassSize(i); n <= size {
-			if b, ok := sizedPool(size).Get().(*[]byte); ok {
-				return b
-			}
-			b := make([]byte, size)
-			return &b
+			return size
 		}
 	}
-	b := make([]byte, n)
+	return n
+}
+
+// getReplayBuf returns a buffer of replayBufSize(n) bytes.
+func getReplayBuf(n int) *[]byte {
+	size := replayBufSize(n)
+	if p := sizedPool(size); p != nil {
+		if b, ok := p.Get().(*[]byte); ok {
+			return b
+		}
+	}
+	b := make([]byte, size)
 	return &b
 }
