@@ -656,3 +656,48 @@ func TestMachineStreamCut(t *testing.T) {
 		m.wantHistory("a", "a d")
 	})
 }
+
+// TestMachineAddressClash: an engine restarted with live-restore has given
+// a new container the address a running one still held. Neither is routed
+// while both claim it, one warning names both, and the one left is routed
+// once the other lets go of the address.
+func TestMachineAddressClash(t *testing.T) {
+	sameAddress := func(e *scriptedEngine, as string) func(*scriptedContainer) {
+		return func(c *scriptedContainer) { c.ip = e.containers[as].ip }
+	}
+	t.Run("a new container given a running one's address", func(t *testing.T) {
+		e := engineWith("a", "b")
+		m := startMachine(t, e, "a", "b")
+		e.add("c", enabled("8080"), "web")
+		e.set("c", sameAddress(e, "a"))
+		m.send("c", "start")
+		m.want("b")
+		// More events of both change nothing and warn no more.
+		m.send("c", "unpause")
+		m.send("a", "unpause")
+		m.barrier()
+		e.set("a", exited(0))
+		m.send("a", "die", "exitCode=0")
+		m.want("b", "c")
+		m.wantHistory("a b", "b", "b c")
+		if warns := m.logs.Lines("warn"); len(warns) != 1 || !strings.Contains(warns[0].Raw, `"containers":["a","c"]`) {
+			t.Errorf("warnings, want one naming a and c:\n%s", testutil.Raws(warns))
+		}
+		if ends := m.logs.Lines("info", "claimed by one container again"); len(ends) != 1 {
+			t.Errorf("%d lines about the clash ending, want 1", len(ends))
+		}
+	})
+	t.Run("both listed at the start: neither routed until one is removed", func(t *testing.T) {
+		e := engineWith("a", "b", "c")
+		e.set("c", sameAddress(e, "a"))
+		m := startMachine(t, e, "b")
+		m.barrier() // a and c claim the address, probed or routed: both out
+		e.remove("c")
+		m.send("c", "destroy")
+		m.want("a", "b")
+		m.wantHistory("b", "a b")
+		if warns := m.logs.Lines("warn", `"containers":["a","c"]`); len(warns) != 1 {
+			t.Errorf("%d warnings naming a and c, want 1:\n%s", len(warns), m.logs.String())
+		}
+	})
+}

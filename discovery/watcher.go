@@ -121,6 +121,7 @@ type Watcher struct {
 	probers   sync.WaitGroup   // the probes' goroutines
 	published []lb.Backend
 	synced    atomic.Bool // first complete list published
+	claims    addressClaims
 
 	// Counters for metrics, read from other goroutines.
 	eventsApplied atomic.Uint64
@@ -159,14 +160,16 @@ type probeResult struct {
 // routable backends, sorted by container name.
 func New(engine Engine, cfg Config, publish func([]lb.Backend)) *Watcher {
 	cfg.setDefaults()
+	log := cfg.Log.With().Str("network", cfg.Network).Logger()
 	return &Watcher{
 		engine:  engine,
 		cfg:     cfg,
-		log:     cfg.Log.With().Str("network", cfg.Network).Logger(),
+		log:     log,
 		publish: publish,
 		entries: map[string]*entry{},
 		ignored: map[string]bool{},
 		probes:  make(chan probeResult, 64),
+		claims:  addressClaims{log: log},
 	}
 }
 
@@ -708,13 +711,16 @@ func (w *Watcher) releaseHolds(ctx context.Context) error {
 }
 
 // flush publishes the routable set when it differs from the last one.
+// Containers that claim one address are left out (see addressClaims); a
+// container being probed claims its address already.
 func (w *Watcher) flush() {
-	var list []lb.Backend
+	var claims []claim
 	for _, e := range w.entries {
-		if e.routable {
-			list = append(list, e.backend)
+		if e.routable || e.probing != nil {
+			claims = append(claims, claim{e.backend, e.routable})
 		}
 	}
+	list := w.claims.routable(claims)
 	w.published = publishChanged(list, w.published, w.synced.Load(), w.publish)
 }
 
