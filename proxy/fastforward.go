@@ -179,7 +179,18 @@ func (f *forwarding) prepare() error {
 			}
 			k := min(int64(c.w-c.r), left)
 			if !f.keep((*c.in)[c.r : c.r+int(k)]) {
-				f.kept = n - left // streamed from here, after what head holds
+				// Streamed from here, after what head holds. What came
+				// already joins it when it fits: the head goes out first,
+				// and the connection holds one buffer, not two, while
+				// the peer is dialled.
+				k = min(k, int64(cap(f.head)-len(f.head)))
+				f.head = append(f.head, (*c.in)[c.r:c.r+int(k)]...)
+				c.r += int(k)
+				f.kept = n - left + k
+				if c.r == c.w {
+					putBuf(c.in)
+					c.in, c.r, c.w = nil, 0, 0
+				}
 				return nil
 			}
 			c.r += int(k)

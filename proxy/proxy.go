@@ -126,9 +126,10 @@ type Timeouts struct {
 // Defaults of Config.
 const (
 	DefaultRetryBodyLimit = 64 << 10
-	// DefaultRetryBufferBudget keeps 512 bodies of the default limit at
-	// once; slow clients beyond that cost no retry buffer each.
-	DefaultRetryBufferBudget     = 32 << 20
+	// DefaultRetryBufferBudget keeps 240 bodies of the default limit at
+	// once (a 68 KiB buffer each), plenty for bodies that arrive at the
+	// pace of a network; slow clients beyond them cost no retry buffer.
+	DefaultRetryBufferBudget     = 16 << 20
 	DefaultDialTimeout           = 5 * time.Second
 	DefaultResponseHeaderTimeout = 60 * time.Second // nginx proxy_read_timeout
 	DefaultClientIdleTimeout     = 75 * time.Second // nginx keepalive_timeout

@@ -148,7 +148,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 		c.RetryBodyLimit = n
 		return err
 	})
-	fs.Func("retry-buffer-budget", "memory for all request bodies kept for replay at once; beyond it a body is streamed and not retried (default 32MiB; 0: keep none)", func(s string) error {
+	fs.Func("retry-buffer-budget", "memory for all request bodies kept for replay at once; beyond it a body is streamed and not retried (default 16MiB; 0: keep none)", func(s string) error {
 		n, err := parseSize(s)
 		c.RetryBufferBudget = n
 		return err

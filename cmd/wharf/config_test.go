@@ -20,7 +20,7 @@ func TestParseConfig(t *testing.T) {
 	}{
 		{name: "defaults", args: []string{"--network", "webtest"}, check: func(c *config) string {
 			if c.Listen != ":10000" || c.AdminListen != "127.0.0.1:8080" || c.LabelPrefix != "lb" ||
-				c.LogLevel != "info" || c.LogFormat != "auto" || c.RetryBodyLimit != 64<<10 || c.RetryBufferBudget != 32<<20 ||
+				c.LogLevel != "info" || c.LogFormat != "auto" || c.RetryBodyLimit != 64<<10 || c.RetryBufferBudget != 16<<20 ||
 				c.ShutdownTimeout != 30*time.Second || c.NextUpstreamTries != 0 || c.Gzip || len(c.GzipTypes) != 8 {
 				return "unexpected defaults"
 			}
