@@ -1,7 +1,7 @@
 # Everyday commands. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: test lint demo demo-down images bench build
+.PHONY: bench-hostile test lint demo demo-down images bench build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/wharf ./cmd/wharf
@@ -33,3 +33,7 @@ images:
 
 bench:
 	./bench/run.sh
+
+# wharf and nginx under hostile clients (bench/hostile.sh; --quick: 2 minutes).
+bench-hostile:
+	./bench/hostile.sh

@@ -28,6 +28,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
+SCRIPT=run.sh
+. bench/lib.sh
 
 QUICK=0 RUNS="" DURATION="" CONC="64,512" CONNS=15000 HOLD="" THROUGHPUT=1
 while [ $# -gt 0 ]; do
@@ -45,7 +47,6 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-die() { echo "run.sh: $*" >&2; exit 1; }
 [ -r /proc/self/stat ] || die "needs Linux with /proc"
 command -v go >/dev/null || die "Go toolchain not found"
 START=$(date +%s)
@@ -82,16 +83,6 @@ chmod 755 "$TMP" # nginx workers may run as nobody
 declare -A PID=()
 BPIDS=()
 
-stop_pid() { # stop_pid PID: TERM, then KILL after 5 s
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for i in $(seq 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
   local rc=$? name pid
   trap - EXIT INT TERM
@@ -135,16 +126,6 @@ render bench/nginx.conf "$TMP/nginx.conf" "${PORT[nginx]}"
 render bench/haproxy.cfg "$TMP/haproxy.cfg" "${PORT[haproxy]}"
 nginx -t -q -p "$TMP/" -e "$TMP/nginx-error.log" -c "$TMP/nginx.conf" || die "bad nginx config"
 haproxy -c -q -f "$TMP/haproxy.cfg" || die "bad haproxy config"
-
-wait_port() { # wait_port NAME PID PORT
-  local i
-  for i in $(seq 100); do
-    kill -0 "$2" 2>/dev/null || die "$1 exited at start"
-    if (exec 3<>"/dev/tcp/127.0.0.1/$3") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  die "$1 does not listen on 127.0.0.1:$3"
-}
 
 start_proxy() { # start_proxy NAME
   local port=${PORT[$1]} log="$TMP/$1.log"

@@ -13,8 +13,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/wharflb/wharf/bench/internal/procfs"
 )
 
 // connsResult is one proxy holding many idle keep-alive connections.
@@ -83,27 +84,8 @@ func (h *heldConn) roundTrip(req []byte) error {
 	return nil
 }
 
-// raiseFileLimit sets the soft open-file limit to the hard one and checks
-// that n connections fit.
-func raiseFileLimit(n int) error {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return err
-	}
-	if lim.Cur < lim.Max {
-		lim.Cur = lim.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			return fmt.Errorf("raising the open-file limit: %w", err)
-		}
-	}
-	if uint64(n)+200 > lim.Cur {
-		return fmt.Errorf("%d connections need about %d open files, the limit is %d", n, n+200, lim.Cur)
-	}
-	return nil
-}
-
 func connsMode(ctx context.Context, o options) error {
-	if err := raiseFileLimit(o.conns); err != nil {
+	if err := procfs.RaiseFileLimit(o.conns); err != nil {
 		return err
 	}
 	rep := connsReport{Meta: collectMeta(o)}

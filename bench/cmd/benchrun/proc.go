@@ -1,14 +1,13 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
-	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/wharflb/wharf/bench/internal/procfs"
 )
 
 // clockTicks is the unit of utime and stime in /proc/PID/stat (getconf CLK_TCK).
@@ -22,71 +21,6 @@ var clockTicks = func() float64 {
 	return 100
 }()
 
-// procStat is what the benchmark needs from /proc/PID/stat.
-type procStat struct {
-	ppid         int
-	utime, stime uint64 // clock ticks, all threads of the process, live and exited
-}
-
-func readStat(pid int) (procStat, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return procStat{}, err
-	}
-	// The command name (field 2) may contain spaces and parentheses; the
-	// fields after the last ')' are plain numbers, starting with field 3.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: malformed", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
-	}
-	var s procStat
-	if s.ppid, err = strconv.Atoi(f[1]); err != nil { // field 4
-		return procStat{}, err
-	}
-	if s.utime, err = strconv.ParseUint(f[11], 10, 64); err != nil { // field 14
-		return procStat{}, err
-	}
-	if s.stime, err = strconv.ParseUint(f[12], 10, 64); err != nil { // field 15
-		return procStat{}, err
-	}
-	return s, nil
-}
-
-// processTree returns root and all its descendants (nginx's master and
-// workers, for instance), sorted. The kernel here may lack
-// /proc/PID/task/TID/children, so the parent links of every process are read.
-func processTree(root int) ([]int, error) {
-	if _, err := readStat(root); err != nil {
-		return nil, fmt.Errorf("process %d: %w", root, err)
-	}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil, err
-	}
-	children := map[int][]int{}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		s, err := readStat(pid)
-		if err != nil {
-			continue // exited meanwhile
-		}
-		children[s.ppid] = append(children[s.ppid], pid)
-	}
-	tree := []int{root}
-	for i := 0; i < len(tree); i++ {
-		tree = append(tree, children[tree[i]]...)
-	}
-	sort.Ints(tree)
-	return tree, nil
-}
-
 // cpuSeconds is the user+system CPU time consumed so far by the processes,
 // each counted over all its threads (/proc/PID/stat aggregates the thread
 // group, including threads that have exited). A process that is gone is an
@@ -94,70 +28,22 @@ func processTree(root int) ([]int, error) {
 func cpuSeconds(pids []int) (float64, error) {
 	var ticks uint64
 	for _, pid := range pids {
-		s, err := readStat(pid)
+		s, err := procfs.ReadStat(pid)
 		if err != nil {
 			return 0, fmt.Errorf("process %d: %w", pid, err)
 		}
-		ticks += s.utime + s.stime
+		ticks += s.UTime + s.STime
 	}
 	return float64(ticks) / clockTicks, nil
 }
 
-// memory is the resident memory of a group of processes, in bytes. RSS
-// counts pages shared between processes (nginx's master and workers) once
-// per process; PSS divides them among their sharers, so its sum is exact.
-type memory struct {
-	RSS int64 `json:"rss_bytes"`
-	PSS int64 `json:"pss_bytes"`
-}
+// memory is a process group's resident memory (procfs.Memory).
+type memory = procfs.Memory
 
-func readMemory(pids []int) (memory, error) {
-	var m memory
-	for _, pid := range pids {
-		rss, err := statusField(fmt.Sprintf("/proc/%d/status", pid), "VmRSS:")
-		if err != nil {
-			return memory{}, err
-		}
-		m.RSS += rss
-		// smaps_rollup exists since Linux 4.14; without it PSS stays 0.
-		if pss, err := statusField(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss:"); err == nil {
-			m.PSS += pss
-		}
-	}
-	return m, nil
-}
-
-// statusField reads a "Key:   123 kB" line of a /proc file, in bytes.
-func statusField(path, key string) (int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, key) {
-			continue
-		}
-		fs := strings.Fields(line[len(key):])
-		if len(fs) == 0 {
-			break
-		}
-		v, err := strconv.ParseInt(fs[0], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %s: %w", path, key, err)
-		}
-		if len(fs) > 1 && fs[1] == "kB" {
-			v *= 1024
-		}
-		return v, nil
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("%s: no %s line", path, key)
-}
+var (
+	readMemory  = procfs.ReadMemory
+	processTree = procfs.ProcessTree
+)
 
 // hostCPU is the machine-wide CPU time from the first line of /proc/stat,
 // in seconds summed over all CPUs.
