@@ -26,15 +26,19 @@ type forwarding struct {
 	end   time.Time // when its last attempt ended
 	tried []*lb.Peer
 
-	head     []byte // the upstream request head (and the whole body when replayable)
-	replay   bool   // the body is in memory: the request can be sent again
-	bodyIn   int    // body bytes at c.in[c.r:] when streaming starts
-	headLen  int    // bytes of head before the body
-	kept     int64  // body bytes in head when streaming starts (the budget ran out)
-	reserved int64  // bytes taken from Config.RetryBufferBudget for head's buffer
-	chunks   httpwire.Chunked
-	bodyDone bool // the client's whole request body was read
-	deadline time.Time
+	head    []byte // the upstream request head (and the whole body when replayable)
+	replay  bool   // the body is in memory: the request can be sent again
+	bodyIn  int    // body bytes at c.in[c.r:] when streaming starts
+	headLen int    // bytes of head before the body
+	kept    int64  // body bytes in head when streaming starts (the budget ran out)
+	// Of the bodyIn bytes of a chunked body: how many are of its trailer
+	// section, and whether they end the body.
+	inTrailer int
+	inDone    bool
+	reserved  int64 // bytes taken from Config.RetryBufferBudget for head's buffer
+	chunks    httpwire.Chunked
+	bodyDone  bool // the client's whole request body was read
+	deadline  time.Time
 
 	// Facts of the request head kept apart from it: reading the body may
 	// reuse the buffer the head's slices point into.
@@ -178,7 +182,7 @@ func (f *forwarding) prepare() error {
 				}
 			}
 			k := min(int64(c.w-c.r), left)
-			if !f.keep((*c.in)[c.r : c.r+int(k)]) {
+			if !f.keep((*c.in)[c.r:c.r+int(k)], nil) {
 				// Streamed from here, after what head holds. What came
 				// already joins it when it fits: the head goes out first,
 				// and the connection holds one buffer, not two, while
@@ -200,12 +204,15 @@ func (f *forwarding) prepare() error {
 	case httpwire.ByChunks:
 		f.chunks.Reset()
 		for {
+			before := f.chunks.TrailerLen()
 			n, done, err := f.chunks.Scan((*c.in)[c.r:c.w])
 			if err != nil {
 				return errBadChunked
 			}
-			if int64(len(f.head)-f.headLen+n) > limit || !f.keep((*c.in)[c.r:c.r+n]) {
-				f.bodyIn = n // streamed from here; the scanner has seen these
+			body, end := untrailed(&f.chunks, (*c.in)[c.r:c.r+n], before, done)
+			if int64(len(f.head)-f.headLen+n) > limit || !f.keep(body, end) {
+				// Streamed from here; the scanner has seen these.
+				f.bodyIn, f.inTrailer, f.inDone = n, f.chunks.TrailerLen()-before, done
 				return nil
 			}
 			c.r += n
@@ -224,15 +231,15 @@ func (f *forwarding) prepare() error {
 	return nil
 }
 
-// keep appends body bytes b to the request in f.head so that it can be
+// keep appends body bytes b, then end, to the request in f.head so that it can be
 // replayed, with memory taken from the retry buffer budget: the body's
 // bytes in steps of replayStep while they fit the request's first buffer,
 // then the whole of a grown one. A body of known length grows its buffer
 // once, to the class that holds all of it. It reports false, keeping
 // nothing, when the budget cannot give the memory.
-func (f *forwarding) keep(b []byte) bool {
+func (f *forwarding) keep(b, end []byte) bool {
 	c := f.c
-	n := len(f.head) + len(b)
+	n := len(f.head) + len(b) + len(end)
 	grow := 0 // the size of a new buffer, when b does not fit
 	if n > cap(f.head) {
 		grow = n
@@ -263,6 +270,7 @@ func (f *forwarding) keep(b []byte) bool {
 		c.out = nb
 	}
 	f.head = append(f.head, b...)
+	f.head = append(f.head, end...)
 	return true
 }
 
@@ -542,32 +550,57 @@ func (f *forwarding) streamLength(up *upConn) error {
 
 func (f *forwarding) streamChunks(up *upConn) error {
 	c := f.c
-	// The scanner has seen f.bodyIn bytes already.
-	if _, err := up.sock.Write((*c.in)[c.r : c.r+f.bodyIn]); err != nil {
-		return err
-	}
-	c.r += f.bodyIn
+	// The scanner has seen f.bodyIn bytes already, which may have ended
+	// the body.
+	n, done := f.bodyIn, f.inDone
+	before := f.chunks.TrailerLen() - f.inTrailer
 	for {
-		if c.w == c.r {
-			c.r, c.w = 0, 0
-			if err := c.fillBody(); err != nil {
-				return errClientClosed
-			}
-		}
-		n, done, err := f.chunks.Scan((*c.in)[c.r:c.w])
-		if err != nil {
-			return errBadChunked
-		}
-		if _, err := up.sock.Write((*c.in)[c.r : c.r+n]); err != nil {
+		body, end := untrailed(&f.chunks, (*c.in)[c.r:c.r+n], before, done)
+		if _, err := up.sock.Write(body); err != nil {
 			return err
+		}
+		if end != nil {
+			if _, err := up.sock.Write(end); err != nil {
+				return err
+			}
 		}
 		c.r += n
 		if done {
 			f.bodyDone = true
 			return nil
 		}
+		if c.w == c.r {
+			c.r, c.w = 0, 0
+			if err := c.fillBody(); err != nil {
+				return errClientClosed
+			}
+		}
+		var err error
+		before = f.chunks.TrailerLen()
+		if n, done, err = f.chunks.Scan((*c.in)[c.r:c.w]); err != nil {
+			return errBadChunked
+		}
 	}
 }
+
+// untrailed returns what of p, body bytes the scanner ch has just
+// followed (with its trailer section at before bytes), goes to the peer:
+// body, without trailer fields, and, when the body is done and fields
+// were dropped, end, the empty line that ends it. A request's trailer
+// fields are dropped, as nginx does: a client could send in them, after
+// the body, the forwarded fields that the head's rules replace.
+func untrailed(ch *httpwire.Chunked, p []byte, before int, done bool) (body, end []byte) {
+	dropped := ch.TrailerLen() - before
+	if done && dropped == 2 && ch.TrailerLen() == 2 {
+		return p, nil // no fields: the section is its empty line
+	}
+	if done {
+		end = crlf
+	}
+	return p[:len(p)-dropped], end
+}
+
+var crlf = []byte("\r\n")
 
 // readHead reads the peer's final response head (skipping 100 Continue,
 // passing other interim answers on) into a fresh buffer.

@@ -366,6 +366,9 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	// net/http already answered the client's Expect: 100-continue when the
 	// body was first read; the peer gets the body at once.
 	out.Header.Del("Expect")
+	// A request's trailer fields are dropped, as on the fast path and as
+	// nginx does (see untrailed).
+	out.Trailer = nil
 	h.setForwarded(out.Header, in)
 }
 

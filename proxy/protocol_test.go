@@ -131,7 +131,7 @@ func TestWebSocketPeerCloses(t *testing.T) {
 	})
 }
 
-func TestChunkedAndTrailersBothWays(t *testing.T) {
+func TestChunkedBothWaysAnswerTrailers(t *testing.T) {
 	peer := newBackend(t, "trailers", func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		if r.ContentLength != -1 || len(r.TransferEncoding) == 0 || r.TransferEncoding[0] != "chunked" {
@@ -162,7 +162,9 @@ func TestChunkedAndTrailersBothWays(t *testing.T) {
 		}
 		body, _ := io.ReadAll(res.Body)
 		res.Body.Close()
-		if want := `got 10000 bytes, trailer "s3"`; string(body) != want {
+		// The request's trailer fields are dropped (TestRequestTrailersDropped);
+		// the answer's pass.
+		if want := `got 10000 bytes, trailer ""`; string(body) != want {
 			t.Fatalf("body %q, want %q", body, want)
 		}
 		if got := res.Trailer.Get("X-Checksum"); got != "abc123" {

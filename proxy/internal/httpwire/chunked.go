@@ -82,6 +82,12 @@ func (c *Chunked) Scan(p []byte) (n int, done bool, err error) {
 	return n, c.state == stDone, nil
 }
 
+// TrailerLen is how many bytes of the trailer section, its empty last
+// line included, have been followed. The section ends the body: a caller
+// that drops trailer fields passes on the body but for these bytes, then
+// an empty line.
+func (c *Chunked) TrailerLen() int { return c.trailer }
+
 // Decode is Scan for a reader that needs the data itself (for example to
 // send the body unchunked to an HTTP/1.0 client): it follows p up to the end
 // of the first run of chunk data and returns how many bytes of p it used and
