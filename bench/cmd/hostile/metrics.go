@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -24,8 +25,13 @@ func scrape(url string) (metrics, error) {
 	if res.StatusCode != 200 {
 		return nil, fmt.Errorf("%s: %s", url, res.Status)
 	}
+	return parseMetrics(res.Body)
+}
+
+// parseMetrics reads a Prometheus text page.
+func parseMetrics(r io.Reader) (metrics, error) {
 	m := metrics{}
-	sc := bufio.NewScanner(res.Body)
+	sc := bufio.NewScanner(r)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		line := sc.Text()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -26,8 +27,13 @@ func sockets() ([]sock, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return parseSockets(f)
+}
+
+// parseSockets reads a /proc/net/tcp table.
+func parseSockets(r io.Reader) ([]sock, error) {
 	var out []sock
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	sc.Scan() // the header line
 	for sc.Scan() {
 		// sl local_address rem_address st tx_queue:rx_queue ...
