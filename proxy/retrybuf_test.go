@@ -72,6 +72,19 @@ func TestRetryBufferBudget(t *testing.T) {
 			// be just after the client has its answer.
 			testutil.Eventually(t, waitBound, "the budget given back after a request", func() bool { return stats.RetryBuffered.Load() == 0 })
 
+			// Memory is taken as a body arrives, not for its announced
+			// length: 1 KiB of 64 KiB holds one step of 4 KiB.
+			early, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(early, "PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", size, body[:1024])
+			testutil.Eventually(t, waitBound, "1 KiB of a body held as 4 KiB", func() bool {
+				return stats.RetryBuffered.Load() == 4<<10
+			})
+			early.Close()
+			testutil.Eventually(t, waitBound, "the budget given back by a client gone", func() bool { return stats.RetryBuffered.Load() == 0 })
+
 			// A slow client sends all but the last byte and waits.
 			slow, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
 			if err != nil {
