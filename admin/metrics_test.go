@@ -30,7 +30,8 @@ func TestMetrics(t *testing.T) {
 	pool.Stats().Retries.Add(1)
 
 	s := New(bal, func() bool { return true }, Access{})
-	s.EnableMetrics(Sources{NoRoute: func() uint64 { return 7 }, Shortage: func() uint64 { return 2 }, Reclaimed: func() uint64 { return 3 }})
+	s.EnableMetrics(Sources{NoRoute: func() uint64 { return 7 }, Shortage: func() uint64 { return 2 }, Reclaimed: func() uint64 { return 3 },
+		SwarmPolls: func() uint64 { return 11 }})
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, httptest.NewRequest("GET", "http://localhost/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
@@ -50,6 +51,7 @@ func TestMetrics(t *testing.T) {
 		`wharf_no_route_total 7`,
 		`wharf_shortage_total 2`,
 		`wharf_connections_reclaimed_total 3`,
+		`wharf_swarm_polls_total 11`,
 	} {
 		if !strings.Contains(text, want+"\n") {
 			t.Errorf("missing %s", want)
@@ -57,5 +59,14 @@ func TestMetrics(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("metrics:\n%s", text)
+	}
+
+	// Without Swarm services as a source, there is no such series.
+	s = New(bal, func() bool { return true }, Access{})
+	s.EnableMetrics(Sources{})
+	rec = httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "http://localhost/metrics", nil))
+	if body, _ := io.ReadAll(rec.Body); strings.Contains(string(body), "wharf_swarm_polls_total") {
+		t.Error("wharf_swarm_polls_total without a Swarm source")
 	}
 }
