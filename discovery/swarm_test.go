@@ -172,7 +172,7 @@ func (e *scriptedSwarm) NodeList(context.Context, swarm.NodeListOptions) ([]swar
 	return list, nil
 }
 
-func (e *scriptedSwarm) NetworkInspect(_ context.Context, ref string, _ network.InspectOptions) (network.Inspect, error) {
+func (e *scriptedSwarm) NetworkInspect(_ context.Context, ref string, opts network.InspectOptions) (network.Inspect, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err := e.call("NetworkInspect"); err != nil {
@@ -184,6 +184,9 @@ func (e *scriptedSwarm) NetworkInspect(_ context.Context, ref string, _ network.
 	n := network.Inspect{Name: "web", ID: swNetID, Scope: "swarm", Driver: "overlay", Attachable: !e.netDetached}
 	if e.netScope != "" {
 		n.Scope, n.Driver = e.netScope, e.netDriver
+	}
+	if opts.Scope != "" && opts.Scope != n.Scope {
+		return network.Inspect{}, errNotFound{} // as the Engine answers
 	}
 	return n, nil
 }
