@@ -552,7 +552,7 @@ func firstRequests(t *testing.T, seen map[string]taskSeen, rs []loadgen.Result, 
 	}
 	slices.Sort(delays)
 	if len(never) > 0 {
-		t.Logf("tasks that reached running and answered no request (removed before): %s", strings.Join(never, ", "))
+		t.Logf("tasks that reached running and answered no request before the load ended (removed, or not reachable yet): %s", strings.Join(never, ", "))
 	}
 	if len(delays) < 20 {
 		t.Errorf("%d tasks measured from running to their first request, want at least 20", len(delays))
