@@ -251,6 +251,12 @@ func TestSwarmStackFile(t *testing.T) {
 			cut.recovered = time.Now()
 		}, check: func(s *swarmScenario, rs []loadgen.Result) { cut.check(t, s, rs) }},
 	}
+	judged := false
+	defer func() {
+		if !judged { // a scenario stopped the test: show what the load saw until then
+			judgeScenarios(t, scenarios, run.Stop(), false)
+		}
+	}()
 	for i, s := range scenarios {
 		s.from = time.Now()
 		if i == 0 {
@@ -262,29 +268,8 @@ func TestSwarmStackFile(t *testing.T) {
 	metrics, metricsAt := get(t, admin, "http://127.0.0.1:8080/metrics"), time.Now()
 	checkTaskFields(t, get(t, admin, "http://127.0.0.1:8080/api/services"), sw)
 	rs := run.Stop()
-
-	// Each request belongs to the scenario that ran when it was sent.
-	byScenario := make([][]loadgen.Result, len(scenarios))
-	for _, r := range rs {
-		i := 0
-		for j, s := range scenarios {
-			if !r.Start.Before(s.from) {
-				i = j
-			}
-		}
-		byScenario[i] = append(byScenario[i], r)
-	}
-	for i, s := range scenarios {
-		sum := loadgen.Summarize(byScenario[i])
-		t.Logf("swarm %-38s %v  (%s)", s.name, sum, s.took.Round(100*time.Millisecond))
-		if s.check != nil {
-			s.check(s, byScenario[i])
-			continue
-		}
-		if sum.Failed != 0 {
-			t.Errorf("%s: %d of %d requests failed; first: %s", s.name, sum.Failed, sum.Sent, firstFailure(byScenario[i]))
-		}
-	}
+	judged = true
+	judgeScenarios(t, scenarios, rs, true)
 
 	firstRequests(t, seen(), rs, loadStart, outageFrom, outageTo)
 
@@ -302,6 +287,40 @@ func TestSwarmStackFile(t *testing.T) {
 	t.Logf("wharf_swarm_polls_total %v over about %s of scenarios (%.1f a second)", polls, elapsed.Round(time.Second), polls/elapsed.Seconds())
 
 	checkHelpfulErrors(t, sw, wharf, int(st.Gid))
+}
+
+// judgeScenarios logs, for each scenario that began, the requests sent
+// while it ran: sent, failed, worst latency; with judge, it fails t for
+// each failed request (or as the scenario's own check says).
+func judgeScenarios(t *testing.T, scenarios []*swarmScenario, rs []loadgen.Result, judge bool) {
+	t.Helper()
+	// Each request belongs to the scenario that ran when it was sent.
+	byScenario := make([][]loadgen.Result, len(scenarios))
+	for _, r := range rs {
+		i := 0
+		for j, s := range scenarios {
+			if !s.from.IsZero() && !r.Start.Before(s.from) {
+				i = j
+			}
+		}
+		byScenario[i] = append(byScenario[i], r)
+	}
+	for i, s := range scenarios {
+		if s.from.IsZero() {
+			break
+		}
+		sum := loadgen.Summarize(byScenario[i])
+		t.Logf("swarm %-38s %v  (%s)", s.name, sum, s.took.Round(100*time.Millisecond))
+		switch {
+		case !judge && sum.Failed > 0:
+			t.Logf("first failure: %s", firstFailure(byScenario[i]))
+		case !judge:
+		case s.check != nil:
+			s.check(s, byScenario[i])
+		case sum.Failed != 0:
+			t.Errorf("%s: %d of %d requests failed; first: %s", s.name, sum.Failed, sum.Sent, firstFailure(byScenario[i]))
+		}
+	}
 }
 
 // checkTaskFields checks that every peer in the /api/services document
@@ -680,10 +699,13 @@ func cutWorker(t *testing.T, sw *swarmtest.Swarm, admin *http.Client, nodeIndex 
 // as in flight at the cut when it was in flight at any time then.
 func (c *nodeCut) check(t *testing.T, s *swarmScenario, rs []loadgen.Result) {
 	t.Helper()
-	inFlight, held, failed := 0, 0, 0
+	inFlight, held, failed, slow := 0, 0, 0, 0
 	var worst time.Duration
 	for _, r := range rs {
 		worst = max(worst, r.Latency)
+		if r.Latency >= c.unackedLimit-time.Second {
+			slow++
+		}
 		atCut := r.Start.Before(c.atEnd) && r.End().After(c.at)
 		if atCut {
 			inFlight++
@@ -702,8 +724,10 @@ func (c *nodeCut) check(t *testing.T, s *swarmScenario, rs []loadgen.Result) {
 			}
 		}
 	}
-	t.Logf("swarm %s: %d of %d tasks on %s; %d requests in flight at the cut (made in %v), %d of them held by its tasks; %d failed; worst wait %v",
-		s.name, c.tasks, 3, c.node, inFlight, c.atEnd.Sub(c.at).Round(time.Millisecond), held, failed, worst.Round(time.Millisecond))
+	t.Logf("swarm %s: %d of %d tasks on %s; %d requests in flight at the cut (made in %v), %d of them held by its tasks; %d failed; "+
+		"%d requests in all waited %v or more, the longest %v",
+		s.name, c.tasks, 3, c.node, inFlight, c.atEnd.Sub(c.at).Round(time.Millisecond), held, failed,
+		slow, c.unackedLimit-time.Second, worst.Round(time.Millisecond))
 	t.Logf("swarm %s: its tasks held out by passive health %v after the cut; node down at the manager after %v; out of wharf's table after %v; "+
 		"every task serving %v after the link came back",
 		s.name, sinceCut(c.passive, c.at), sinceCut(c.down, c.at), sinceCut(c.gone, c.at), sinceCut(c.recovered, c.restored))
