@@ -398,16 +398,16 @@ func (w *SwarmWatcher) resolveNetwork(ctx context.Context) error {
 		// The Engine answers 404 for a network of another scope: look
 		// for it in every scope, so that a local --network is named as
 		// such rather than as missing.
-		var any network.Inspect
+		var other network.Inspect
 		lost, aerr := w.call(ctx, "inspect network "+w.cfg.Network, func(ctx context.Context) (err error) {
-			any, err = w.engine.NetworkInspect(ctx, w.cfg.Network, network.InspectOptions{})
+			other, err = w.engine.NetworkInspect(ctx, w.cfg.Network, network.InspectOptions{})
 			return err
 		})
 		if lost {
 			return aerr
 		}
-		if aerr == nil && any.Scope != "swarm" {
-			n, err = any, nil
+		if aerr == nil && other.Scope != "swarm" {
+			n, err = other, nil
 		}
 	}
 	warn := ""
