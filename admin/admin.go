@@ -65,6 +65,15 @@ type Peer struct {
 	InFlight  int64  `json:"in_flight"`
 	Requests  uint64 `json:"requests"`
 	Failures  uint64 `json:"failures"`
+	Task      *Task  `json:"task,omitempty"` // for a Swarm task only
+}
+
+// Task is the Swarm task behind a peer in /api/services.
+type Task struct {
+	Node         string `json:"node"`
+	Slot         int    `json:"slot"`
+	State        string `json:"state"`
+	DesiredState string `json:"desired_state"`
 }
 
 // Snapshot describes the current table.
@@ -89,6 +98,9 @@ func Snapshot(bal *lb.Balancer) []Service {
 				State: pe.State(now), Reason: pe.DownReason(now), InFlight: pe.InFlight(), Requests: pe.Requests(), Failures: pe.Failures()}
 			if d := pe.DownUntil(); d > now {
 				peer.DownFor = time.Duration(d - now).Round(time.Millisecond).String()
+			}
+			if t := pe.Task; t != (lb.Task{}) {
+				peer.Task = &Task{Node: t.Node, Slot: t.Slot, State: t.State, DesiredState: t.DesiredState}
 			}
 			svc.Peers = append(svc.Peers, peer)
 		}

@@ -27,6 +27,9 @@ type Sources struct {
 	RetryBuffered        func() int64
 	RetryBufferExhausted func() uint64
 	Discovery            DiscoveryStats // nil without Docker
+	// SwarmPolls counts the reads of the Swarm tasks; nil when Swarm
+	// services are not a source, and the metric is then left out.
+	SwarmPolls func() uint64
 }
 
 // EnableMetrics serves /metrics in the Prometheus text format. Every value
@@ -85,6 +88,8 @@ var (
 		"Complete relistings of the engine's containers (at start and after each reconnection).", nil, nil)
 	descEngineUp = prometheus.NewDesc("wharf_engine_connected",
 		"1 while the Docker Engine's events stream is connected.", nil, nil)
+	descSwarmPolls = prometheus.NewDesc("wharf_swarm_polls_total",
+		"Reads of the Swarm tasks of the labelled services (GET /tasks), the load discovery puts on the manager.", nil, nil)
 )
 
 var classNames = [6]string{"none", "1xx", "2xx", "3xx", "4xx", "5xx"}
@@ -97,7 +102,7 @@ type collector struct {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRequests, descDuration, descRetries, descNoPeer, descNoRoute, descShortage, descReclaimed, descRetryBuffered, descRetryExhausted, descPeers,
 		descPeerAttempts, descPeerFailures, descPeerInFlight, descPeerDuration, descPeerWeight, descPeerUp,
-		descEvents, descResyncs, descEngineUp} {
+		descEvents, descResyncs, descEngineUp, descSwarmPolls} {
 		ch <- d
 	}
 }
@@ -168,6 +173,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descEvents, d.EventsApplied())
 		counter(descResyncs, d.Resyncs())
 		gauge(descEngineUp, boolFloat(d.Connected()))
+	}
+	if c.src.SwarmPolls != nil {
+		counter(descSwarmPolls, c.src.SwarmPolls())
 	}
 }
 

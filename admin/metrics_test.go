@@ -31,7 +31,8 @@ func TestMetrics(t *testing.T) {
 
 	s := New(bal, func() bool { return true }, Access{})
 	s.EnableMetrics(Sources{NoRoute: func() uint64 { return 7 }, Shortage: func() uint64 { return 2 }, Reclaimed: func() uint64 { return 3 },
-		RetryBuffered: func() int64 { return 53248 }, RetryBufferExhausted: func() uint64 { return 4 }})
+		RetryBuffered: func() int64 { return 53248 }, RetryBufferExhausted: func() uint64 { return 4 },
+		SwarmPolls: func() uint64 { return 11 }})
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, httptest.NewRequest("GET", "http://localhost/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
@@ -53,6 +54,7 @@ func TestMetrics(t *testing.T) {
 		`wharf_connections_reclaimed_total 3`,
 		`wharf_retry_buffer_bytes 53248`,
 		`wharf_retry_buffer_exhausted_total 4`,
+		`wharf_swarm_polls_total 11`,
 	} {
 		if !strings.Contains(text, want+"\n") {
 			t.Errorf("missing %s", want)
@@ -60,5 +62,14 @@ func TestMetrics(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("metrics:\n%s", text)
+	}
+
+	// Without Swarm services as a source, there is no such series.
+	s = New(bal, func() bool { return true }, Access{})
+	s.EnableMetrics(Sources{})
+	rec = httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "http://localhost/metrics", nil))
+	if body, _ := io.ReadAll(rec.Body); strings.Contains(string(body), "wharf_swarm_polls_total") {
+		t.Error("wharf_swarm_polls_total without a Swarm source")
 	}
 }

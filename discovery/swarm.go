@@ -147,6 +147,7 @@ type SwarmWatcher struct {
 
 	services  map[string]*swarmService // every service, by ID
 	nodesDown map[string]bool          // nodes whose state is down, by ID
+	nodeNames map[string]string        // nodes' hostnames, by ID
 	tasks     map[string]*entry        // tasks of labelled services, by ID
 	starting  bool                     // a task was starting at the last poll
 	fastUntil time.Time
@@ -182,6 +183,7 @@ func NewSwarm(engine SwarmEngine, cfg SwarmConfig, publish func([]lb.Backend)) *
 		publish:   publish,
 		services:  map[string]*swarmService{},
 		nodesDown: map[string]bool{},
+		nodeNames: map[string]string{},
 		tasks:     map[string]*entry{},
 		probes:    make(chan probeResult, 64),
 	}
@@ -392,6 +394,22 @@ func (w *SwarmWatcher) resolveNetwork(ctx context.Context) error {
 	if lost {
 		return err
 	}
+	if err != nil && isNotFound(err) {
+		// The Engine answers 404 for a network of another scope: look
+		// for it in every scope, so that a local --network is named as
+		// such rather than as missing.
+		var other network.Inspect
+		lost, aerr := w.call(ctx, "inspect network "+w.cfg.Network, func(ctx context.Context) (err error) {
+			other, err = w.engine.NetworkInspect(ctx, w.cfg.Network, network.InspectOptions{})
+			return err
+		})
+		if lost {
+			return aerr
+		}
+		if aerr == nil && other.Scope != "swarm" {
+			n, err = other, nil
+		}
+	}
 	warn := ""
 	switch {
 	case err != nil && isNotFound(err):
@@ -535,10 +553,12 @@ func (w *SwarmWatcher) listNodes(ctx context.Context) error {
 		return nil
 	}
 	clear(w.nodesDown)
+	clear(w.nodeNames)
 	for _, n := range list {
 		if n.Status.State == swarm.NodeStateDown {
 			w.nodesDown[n.ID] = true
 		}
+		w.nodeNames[n.ID] = n.Description.Hostname
 	}
 	return nil
 }
@@ -652,6 +672,9 @@ func taskEnded(s swarm.TaskState) bool {
 // connection.
 func (w *SwarmWatcher) updateTask(ctx context.Context, t swarm.Task, svc ServiceResult) {
 	v := MapTask(t, svc, w.networkID, w.nodesDown[t.NodeID])
+	if name := w.nodeNames[t.NodeID]; name != "" {
+		v.Backend.Task.Node = name
+	}
 	e := w.tasks[t.ID]
 	if v.Status == Ignored {
 		if e != nil {

@@ -160,15 +160,18 @@ func (r ServiceResult) invalid(err error) ServiceResult {
 // A task is Routable only when its state and desired state are both
 // running, its node is not down and it has an address on network; the
 // backend's address is that address with svc.Port. Backend.ID is the task
-// ID, Name is <service>.<slot> (global services: <service>.<node ID>), and
-// Started is the time of the task's last status change. HasHealthcheck is
-// the service's. A task not attached to network is Ignored.
+// ID, Name is <service>.<slot> (global services: <service>.<node ID>),
+// Started is the time of the task's last status change, and Task holds its
+// node's ID (the caller, which knows the nodes, names it by hostname), slot,
+// state and desired state. HasHealthcheck is the service's. A task not
+// attached to network is Ignored.
 func MapTask(t swarm.Task, svc ServiceResult, network string, nodeDown bool) Result {
 	var r Result
 	r.Backend = svc.Peer
 	r.Backend.ID = t.ID
 	r.Backend.Name = taskName(t, svc)
 	r.Backend.Started = t.Status.Timestamp
+	r.Backend.Task = lb.Task{Node: t.NodeID, Slot: t.Slot, State: string(t.Status.State), DesiredState: string(t.DesiredState)}
 	r.HasHealthcheck = svc.HasHealthcheck
 	r.Unknown = svc.Unknown
 

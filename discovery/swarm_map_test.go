@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/wharflb/wharf/lb"
 )
 
 // The services and tasks of testdata/swarm, recorded from a real swarm.
@@ -237,7 +239,8 @@ func TestMapTaskCases(t *testing.T) {
 	}
 	r := MapTask(task(nil), svc, "app", false)
 	if r.Status != Routable || r.Backend.Addr != "10.0.9.7:80" || r.Backend.Name != "api.2" ||
-		r.Backend.Weight != 3 || r.Backend.Service != "default" || r.Backend.Network != "tcp" || !r.Backend.Started.Equal(at) {
+		r.Backend.Weight != 3 || r.Backend.Service != "default" || r.Backend.Network != "tcp" || !r.Backend.Started.Equal(at) ||
+		r.Backend.Task != (lb.Task{Node: "n1", Slot: 2, State: "running", DesiredState: "running"}) {
 		t.Errorf("running task: %+v", r)
 	}
 	for _, tc := range []struct {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/wharflb/wharf/internal/clock"
 	"github.com/wharflb/wharf/internal/testutil"
+	"github.com/wharflb/wharf/lb"
 )
 
 // The tests of this file drive the SwarmWatcher on a scripted Swarm
@@ -167,12 +168,13 @@ func (e *scriptedSwarm) NodeList(context.Context, swarm.NodeListOptions) ([]swar
 	for id, st := range e.nodes {
 		n := swarm.Node{ID: id}
 		n.Status.State = st
+		n.Description.Hostname = "host-" + id
 		list = append(list, n)
 	}
 	return list, nil
 }
 
-func (e *scriptedSwarm) NetworkInspect(_ context.Context, ref string, _ network.InspectOptions) (network.Inspect, error) {
+func (e *scriptedSwarm) NetworkInspect(_ context.Context, ref string, opts network.InspectOptions) (network.Inspect, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err := e.call("NetworkInspect"); err != nil {
@@ -184,6 +186,9 @@ func (e *scriptedSwarm) NetworkInspect(_ context.Context, ref string, _ network.
 	n := network.Inspect{Name: "web", ID: swNetID, Scope: "swarm", Driver: "overlay", Attachable: !e.netDetached}
 	if e.netScope != "" {
 		n.Scope, n.Driver = e.netScope, e.netDriver
+	}
+	if opts.Scope != "" && opts.Scope != n.Scope {
+		return network.Inspect{}, errNotFound{} // as the Engine answers
 	}
 	return n, nil
 }
@@ -444,7 +449,9 @@ func TestSwarmSync(t *testing.T) {
 	snaps := m.rec.all()
 	last := snaps[len(snaps)-1]
 	for i, b := range last.set {
-		if b.Name != fmt.Sprintf("web.%d", i+1) || b.Weight != 5 || b.Addr != fmt.Sprintf("10.0.1.%d:6969", i+1) {
+		node := []string{"host-n1", "host-n2"}[i%2]
+		if b.Name != fmt.Sprintf("web.%d", i+1) || b.Weight != 5 || b.Addr != fmt.Sprintf("10.0.1.%d:6969", i+1) ||
+			b.Task != (lb.Task{Node: node, Slot: i + 1, State: "running", DesiredState: "running"}) {
 			t.Errorf("backend %d: %+v", i, b)
 		}
 	}

@@ -102,6 +102,19 @@ type Backend struct {
 	// Started orders members of a service when their rules disagree: the
 	// longest-running member's rules hold.
 	Started time.Time
+
+	// Task describes the Swarm task behind the address, for people (the
+	// admin API and dashboard); its zero value for a container or a
+	// static peer.
+	Task Task
+}
+
+// Task is what a peer that is a Swarm task shows of it.
+type Task struct {
+	Node         string // the node's hostname
+	Slot         int    // 0 for a task of a global service
+	State        string // the task's state when last read ("running")
+	DesiredState string // the state the orchestrator wants for it
 }
 
 // Key is the identity under which runtime state is kept.
@@ -119,7 +132,7 @@ func (b Backend) Equal(o Backend) bool {
 		b.FailTimeout == o.FailTimeout &&
 		slices.Equal(b.Rules.Hosts, o.Rules.Hosts) && b.Rules.PathPrefix == o.Rules.PathPrefix &&
 		b.Rules.StripPrefix == o.Rules.StripPrefix && b.Rules.Policy == o.Rules.Policy &&
-		b.Health == o.Health && b.Started.Equal(o.Started)
+		b.Health == o.Health && b.Started.Equal(o.Started) && b.Task == o.Task
 }
 
 // Validate reports the first setting of b that cannot be balanced.

@@ -55,29 +55,41 @@ func TestVanishedPeerFailsFast(t *testing.T) {
 	run("ip", "-n", ns, "link", "set", nsIf, "up")
 
 	ln := listenInNetns(t, ns, net.JoinHostPort(peerIP, "8080"))
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "vanishing") })}
+	vanish := func(on bool) error {
+		if !on {
+			exec.Command("ip", "netns", "exec", ns, "nft", "delete table inet wharf_vanish").Run()
+			return nil
+		}
+		cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
+		cmd.Stdin = strings.NewReader("table inet wharf_vanish {\n\tchain input { type filter hook input priority 0; policy drop; }\n" +
+			"\tchain output { type filter hook output priority 0; policy drop; }\n}\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("nft: %v: %s", err, out)
+		}
+		return nil
+	}
+	vanishErr := make(chan error, 1)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/vanish-after-read" {
+			// The request is read and acknowledged; the answer is lost
+			// with the host.
+			vanishErr <- vanish(true)
+		}
+		io.WriteString(w, "vanishing")
+	})}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	healthy := newBackend(t, "healthy", nil)
 
-	vanish := func(on bool) {
-		if on {
-			run("ip", "netns", "exec", ns, "nft", "add", "table", "inet", "wharf_vanish")
-			run("ip", "netns", "exec", ns, "nft", "add", "chain", "inet", "wharf_vanish", "input",
-				"{ type filter hook input priority 0; policy drop; }")
-		} else {
-			exec.Command("ip", "netns", "exec", ns, "nft", "delete table inet wharf_vanish").Run()
-		}
-	}
 	forEachEngine(t, func(t *testing.T, e engine) {
 		vanish(false)
 		peer := lb.Backend{ID: "vanishing", Name: "vanishing", Network: "tcp", Addr: ln.Addr().String(),
 			Weight: 100, MaxFails: 1, FailTimeout: time.Minute}
 		url, _ := e.start(t, Config{Timeouts: Timeouts{UpstreamUnacked: 300 * time.Millisecond}}, peer, healthy.backend(1))
 		client := &http.Client{Timeout: waitBound}
-		get := func() string {
+		get := func(path string) string {
 			t.Helper()
-			res, err := client.Get(url + "/")
+			res, err := client.Get(url + path)
 			if err != nil {
 				t.Fatalf("GET: %v", err)
 			}
@@ -85,16 +97,46 @@ func TestVanishedPeerFailsFast(t *testing.T) {
 			res.Body.Close()
 			return fmt.Sprintf("%d %s", res.StatusCode, b)
 		}
-		if got := get(); got != "200 vanishing" {
+		if got := get("/"); got != "200 vanishing" {
 			t.Fatalf("first request: %q", got)
 		}
-		vanish(true)
+		if err := vanish(true); err != nil {
+			t.Fatal(err)
+		}
 		defer vanish(false)
 		start := time.Now()
-		if got := get(); got != "200 healthy" {
+		if got := get("/"); got != "200 healthy" {
 			t.Fatalf("after the peer vanished: %q, want the other peer's answer", got)
 		}
 		t.Logf("answered by the other peer %v after the vanished one was tried", time.Since(start).Round(time.Millisecond))
+	})
+	// The peer vanishes after it read the request: nothing wharf sent is
+	// left unacknowledged, and only the keep-alive probes find out.
+	forEachEngine(t, func(t *testing.T, e engine) {
+		vanish(false)
+		peer := lb.Backend{ID: "vanishing", Name: "vanishing", Network: "tcp", Addr: ln.Addr().String(),
+			Weight: 100, MaxFails: 1, FailTimeout: time.Minute}
+		url, _ := e.start(t, Config{Timeouts: Timeouts{UpstreamUnacked: 300 * time.Millisecond}}, peer, healthy.backend(1))
+		defer vanish(false)
+		client := &http.Client{Timeout: waitBound}
+		start := time.Now()
+		res, err := client.Get(url + "/vanish-after-read")
+		if err != nil {
+			t.Fatalf("GET: %v", err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err := <-vanishErr; err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprintf("%d %s", res.StatusCode, b); got != "200 healthy" {
+			t.Fatalf("answer lost with the peer: %q, want the other peer's answer", got)
+		}
+		took := time.Since(start)
+		if took > 5*time.Second {
+			t.Errorf("answered after %v: the wait for the lost answer outlasted the 300ms limit by far", took)
+		}
+		t.Logf("answer lost with the peer: answered by the other peer %v after the request", took.Round(time.Millisecond))
 	})
 }
 

@@ -34,9 +34,20 @@ func fastPool(p *lb.Peer, cfg *Config) *upstreamPool {
 // peerDialer is how both engines connect to peers: within DialTimeout,
 // with TCP keep-alive, and with Timeouts.UpstreamUnacked as the socket's
 // TCP_USER_TIMEOUT (see setUnackedLimit).
+//
+// A peer whose host vanishes after it acknowledged the request (its answer
+// lost on the way) leaves nothing unacknowledged on wharf's side, so
+// TCP_USER_TIMEOUT alone would not end the wait for its answer. Keep-alive
+// probes are sent after a fifth of the limit without a packet from the
+// peer, then as often: the peer's TCP acknowledges them while its host is
+// there, however slow its server is to answer; when none is acknowledged,
+// Linux gives the connection up once the limit has passed since the peer
+// was last heard from.
 func (c *Config) peerDialer() net.Dialer {
 	limit := c.Timeouts.UpstreamUnacked
-	return net.Dialer{Timeout: c.dialTimeout(), KeepAlive: 30 * time.Second,
+	probe := max(limit/5, time.Millisecond)
+	return net.Dialer{Timeout: c.dialTimeout(),
+		KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: probe, Interval: probe, Count: 10},
 		Control: func(network, _ string, rc syscall.RawConn) error {
 			if network != "tcp" && network != "tcp4" && network != "tcp6" {
 				return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
@@ -14,8 +15,10 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/wharflb/wharf/admin"
 	"github.com/wharflb/wharf/internal/dockertest"
 	"github.com/wharflb/wharf/internal/testutil"
+	"github.com/wharflb/wharf/lb"
 )
 
 // requireChromium returns the path of a Chromium or Chrome binary. When
@@ -111,6 +114,7 @@ type pageRow struct {
 	State     string `json:"state"`
 	Requests  string `json:"requests"`
 	Total     string `json:"total"` // share of the service's requests, all time
+	Task      string `json:"task"`  // the Swarm task line, "" when hidden
 }
 
 func (r pageRow) String() string {
@@ -124,6 +128,7 @@ const rowsJS = `[...document.querySelectorAll("tr[data-container]")].map((r) => 
 	state: r.dataset.state,
 	requests: r.cells[4].textContent.trim(),
 	total: r.cells[7].textContent.trim(),
+	task: (t => t && !t.hidden ? t.textContent : "")(r.cells[0].querySelector(".task")),
 }))`
 
 // waitRows reads the page's rows until ok accepts them, for at most 30s.
@@ -185,9 +190,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	b.navigate(t, in.admin+"/")
 
 	want := map[string]pageRow{
-		names[0]: {names[0], "ready", "50", "71%"},
-		names[1]: {names[1], "ready", "10", "14%"},
-		names[2]: {names[2], "ready", "10", "14%"},
+		names[0]: {names[0], "ready", "50", "71%", ""},
+		names[1]: {names[1], "ready", "10", "14%", ""},
+		names[2]: {names[2], "ready", "10", "14%", ""},
 	}
 	b.waitRows(t, fmt.Sprintf("want %v", want), func(rows map[string]pageRow) bool {
 		return fmt.Sprint(rows) == fmt.Sprint(want)
@@ -206,4 +211,25 @@ func TestDashboardInBrowser(t *testing.T) {
 		return !shown && len(rows) == 2
 	})
 	t.Logf("%s removed from the page %v after docker stop began", stopped.Name, time.Since(start).Round(time.Millisecond))
+}
+
+// TestDashboardShowsTasks serves the admin page of a table with a Swarm
+// task and a container, and checks that the page shows the task's node,
+// slot, state and desired state, and nothing of the kind for the
+// container.
+func TestDashboardShowsTasks(t *testing.T) {
+	chromium := requireChromium(t)
+	bal := lb.New()
+	bal.Update("test", []lb.Backend{
+		{ID: "c1", Name: "webtest001", Network: "tcp", Addr: "172.18.0.2:6969", Weight: 1},
+		{ID: "t1", Name: "api.3", Network: "tcp", Addr: "10.0.1.7:6969", Weight: 1,
+			Task: lb.Task{Node: "node2", Slot: 3, State: "running", DesiredState: "running"}},
+	})
+	srv := httptest.NewServer(admin.New(bal, func() bool { return true }, admin.Access{}))
+	t.Cleanup(srv.Close) // after the browser's cleanup has closed its event stream
+	b := startBrowser(t, chromium)
+	b.navigate(t, srv.URL+"/")
+	b.waitRows(t, "the task's line under api.3 only", func(rows map[string]pageRow) bool {
+		return len(rows) == 2 && rows["api.3"].Task == "node2 · slot 3 · running, desired running" && rows["webtest001"].Task == ""
+	})
 }

@@ -110,6 +110,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 
 	ready := func() bool { return true }
 	var disc admin.DiscoveryStats
+	var swarmPolls func() uint64
 	engineVersion, apiVersion := "", ""
 	if cfg.Network != "" {
 		cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
@@ -143,6 +144,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 			go sw.Run(ctx)
 			ready = func() bool { return w.Synced() && sw.Synced() }
 			disc = bothSources{w, sw}
+			swarmPolls = sw.Polls
 		}
 	}
 
@@ -221,7 +223,8 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		adm := admin.New(bal, ready, admin.Access{Auth: cfg.AdminAuth, ListenHost: adminHost})
 		st := handler.Stats()
 		adm.EnableMetrics(admin.Sources{NoRoute: st.NoRoute.Load, Shortage: st.Shortage.Load, Reclaimed: st.Reclaimed.Load,
-			RetryBuffered: st.RetryBuffered.Load, RetryBufferExhausted: st.RetryBufferExhausted.Load, Discovery: disc})
+			RetryBuffered: st.RetryBuffered.Load, RetryBufferExhausted: st.RetryBufferExhausted.Load, Discovery: disc,
+			SwarmPolls: swarmPolls})
 		asrv := &http.Server{Handler: adm, ReadHeaderTimeout: 10 * time.Second, ErrorLog: serverLog(log, "admin")}
 		go asrv.Serve(aln)
 		defer asrv.Close()

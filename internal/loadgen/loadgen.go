@@ -15,6 +15,7 @@ package loadgen
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,6 +52,10 @@ type Config struct {
 	MaxRequests int
 	// Timeout bounds each request, connecting included; 10s when zero.
 	Timeout time.Duration
+	// Dial opens the workers' connections; nil means a net.Dialer. Set it
+	// to send from elsewhere than the test's own network namespace (e.g.
+	// swarmtest's Node.Dial). It is called from the workers' goroutines.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Result is the outcome of one request.
@@ -332,6 +337,16 @@ func (r *Run) work(n int, deadline time.Time) []Result {
 	}
 }
 
+// dial connects to the target within the request's timeout.
+func (w *worker) dial() (net.Conn, error) {
+	if w.cfg.Dial == nil {
+		return net.DialTimeout("tcp", w.cfg.Addr, w.cfg.Timeout)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.Timeout)
+	defer cancel()
+	return w.cfg.Dial(ctx, "tcp", w.cfg.Addr)
+}
+
 func (w *worker) close() {
 	if w.conn != nil {
 		w.conn.Close()
@@ -372,7 +387,7 @@ func (w *worker) do(res *Result, inflight *atomic.Int64) {
 		inflight.Store(0)
 	}()
 	if w.conn == nil {
-		c, err := net.DialTimeout("tcp", cfg.Addr, cfg.Timeout)
+		c, err := w.dial()
 		if err != nil {
 			res.Err = err.Error()
 			return

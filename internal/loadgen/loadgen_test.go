@@ -1,6 +1,8 @@
 package loadgen
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -105,6 +107,44 @@ func TestBoundedByTime(t *testing.T) {
 	}
 	if s := Summarize(r.Stop()); s.Sent == 0 || s.Failed != 0 {
 		t.Fatalf("%v", s)
+	}
+}
+
+// TestDial checks that every connection is opened by Config.Dial when it
+// is set, with the timeout of a request, and that a failing Dial fails the
+// request.
+func TestDial(t *testing.T) {
+	addr := start(t, &backend{})
+	var dials atomic.Int64
+	var refuse atomic.Bool
+	dial := func(ctx context.Context, network, a string) (net.Conn, error) {
+		dials.Add(1)
+		if _, ok := ctx.Deadline(); !ok {
+			return nil, errors.New("no deadline")
+		}
+		if refuse.Load() {
+			return nil, errors.New("refused by the test")
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, a)
+	}
+	r, err := Start(Config{Addr: addr, Target: "/", Concurrency: 3, Dial: dial, Duration: time.Minute, MaxRequests: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended(t, r, 30*time.Second)
+	if s := Summarize(r.Stop()); s.Sent != 300 || s.Failed != 0 || dials.Load() != 3 {
+		t.Fatalf("%v with %d dials; want 300 sent, 0 failed, one dial per worker", s, dials.Load())
+	}
+	refuse.Store(true)
+	r, err = Start(Config{Addr: addr, Target: "/", Concurrency: 1, Dial: dial, Duration: time.Minute, MaxRequests: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended(t, r, 30*time.Second)
+	rs := r.Stop()
+	if s := Summarize(rs); s.Failed != 5 || !strings.Contains(rs[0].Err, "refused by the test") {
+		t.Fatalf("%v, first %+v; want every request failed by the dial", s, rs[0])
 	}
 }
 
