@@ -1,0 +1,451 @@
+package acme
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/wharflb/wharf/internal/pebbletest"
+	"github.com/wharflb/wharf/internal/testutil"
+)
+
+// site is what a load balancer puts around a Manager: a TLS listener that
+// takes its certificates from it and a plain HTTP listener that answers
+// HTTP-01 challenges through it, both on 127.0.0.1.
+type site struct {
+	tlsLn, httpLn net.Listener
+	alpnHellos    atomic.Int64 // TLS-ALPN-01 handshakes
+	httpChecks    atomic.Int64 // HTTP-01 requests answered
+	plain         atomic.Int64 // other plain HTTP requests
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+func newSite(t *testing.T) *site {
+	return &site{tlsLn: listen(t), httpLn: listen(t)}
+}
+
+func port(ln net.Listener) int { return ln.Addr().(*net.TCPAddr).Port }
+
+// serve starts both listeners with m.
+func (s *site) serve(t *testing.T, m *Manager) {
+	t.Helper()
+	tlsCfg := &tls.Config{
+		GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if len(h.SupportedProtos) == 1 && h.SupportedProtos[0] == ALPNProto {
+				s.alpnHellos.Add(1)
+			}
+			return m.GetCertificate(h)
+		},
+		NextProtos: []string{"http/1.1", ALPNProto},
+	}
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello "+r.Host)
+	}), ErrorLog: quietLog()}
+	go hs.Serve(tls.NewListener(s.tlsLn, tlsCfg))
+	t.Cleanup(func() { hs.Close() })
+
+	plain := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.plain.Add(1)
+		http.Redirect(w, r, "https://"+r.Host+r.URL.RequestURI(), http.StatusPermanentRedirect)
+	})
+	challenge := m.HTTPChallengeHandler(plain)
+	ps := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
+			s.httpChecks.Add(1)
+		}
+		challenge.ServeHTTP(w, r)
+	}), ErrorLog: quietLog()}
+	go ps.Serve(s.httpLn)
+	t.Cleanup(func() { ps.Close() })
+}
+
+type managerOpts struct {
+	http, tls bool
+	storage   string
+	ca        *pebbletest.CA
+	caURL     string         // without ca: the CA's directory
+	caRoots   *x509.CertPool // without ca: its HTTPS roots
+}
+
+func newManager(t *testing.T, s *site, o managerOpts, logs *testutil.LogBuffer) *Manager {
+	t.Helper()
+	cfg := Config{Email: "ops@wharf.test", CA: o.caURL, CARoots: o.caRoots, Storage: o.storage,
+		RetryFirst: 100 * time.Millisecond, RetryMax: time.Second, RenewCheckInterval: 500 * time.Millisecond,
+		Log: zerolog.New(logs).Level(zerolog.InfoLevel)}
+	if o.ca != nil {
+		cfg.CA, cfg.CARoots = o.ca.URL, o.ca.ServerRoots
+	}
+	if o.storage == "" {
+		cfg.Storage = t.TempDir()
+	}
+	if o.http {
+		cfg.HTTPAddr = s.httpLn.Addr().String()
+	}
+	if o.tls {
+		cfg.TLSAddr = s.tlsLn.Addr().String()
+	}
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.serve(t, m)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return m
+}
+
+// client trusts the roots of the CA's issued certificates.
+func client(ca *pebbletest.CA, tlsAddr string) *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: ca.Roots()},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, tlsAddr)
+		},
+	}}
+}
+
+// leaf does a TLS handshake with host as SNI, verifying the chain against
+// the CA's root, and returns the certificate served.
+func leaf(t *testing.T, ca *pebbletest.CA, addr, host string) *x509.Certificate {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: host, RootCAs: ca.Roots()})
+	if err != nil {
+		t.Fatalf("TLS to %s as %s: %v", addr, host, err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0]
+}
+
+func waitObtained(t *testing.T, logs *testutil.LogBuffer, host string) {
+	t.Helper()
+	logs.Wait(t, 1, 60*time.Second, "info", `"host":"`+host+`"`, "certificate obtained")
+}
+
+// A host gets a certificate through either challenge, alone enabled, and
+// a handshake with its name gets a chain that verifies against the CA's
+// root.
+func TestObtains(t *testing.T) {
+	for _, tc := range []struct {
+		challenge string
+		opts      managerOpts
+		used      func(*site) int64 // challenge requests answered
+		other     func(*site) int64 // those of the other challenge
+	}{
+		{"tls-alpn-01", managerOpts{tls: true}, func(s *site) int64 { return s.alpnHellos.Load() }, func(s *site) int64 { return s.httpChecks.Load() }},
+		{"http-01", managerOpts{http: true}, func(s *site) int64 { return s.httpChecks.Load() }, func(s *site) int64 { return s.alpnHellos.Load() }},
+	} {
+		t.Run(tc.challenge, func(t *testing.T) {
+			s := newSite(t)
+			ca := pebbletest.Start(t, pebbletest.Options{HTTPPort: port(s.httpLn), TLSPort: port(s.tlsLn)})
+			var logs testutil.LogBuffer
+			tc.opts.ca = ca
+			m := newManager(t, s, tc.opts, &logs)
+			host := tc.challenge + ".wharf.test"
+
+			start := time.Now()
+			m.SetHosts([]string{host})
+			waitObtained(t, &logs, host)
+			t.Logf("certificate through %s in %s", tc.challenge, time.Since(start).Round(time.Millisecond))
+
+			cert := leaf(t, ca, s.tlsLn.Addr().String(), host)
+			if len(cert.DNSNames) != 1 || cert.DNSNames[0] != host {
+				t.Errorf("certificate names %v, want [%s]", cert.DNSNames, host)
+			}
+			if tc.used(s) == 0 || tc.other(s) != 0 {
+				t.Errorf("%d %s requests and %d of the other challenge; want %s only", tc.used(s), tc.challenge, tc.other(s), tc.challenge)
+			}
+			st := m.Status()
+			if len(st) != 1 || st[0].Host != host || !strings.HasPrefix(st[0].Issuer, "Pebble Intermediate CA") ||
+				!st[0].NotAfter.Equal(cert.NotAfter) || st[0].LastError != "" || st[0].LastAttempt.Before(start) {
+				t.Errorf("Status() = %+v; want the certificate served (issuer %q, not after %s)", st, cert.Issuer.CommonName, cert.NotAfter)
+			}
+			// A name that is not the Manager's gets no certificate from it.
+			if c, err := m.GetCertificate(&tls.ClientHelloInfo{ServerName: "other.wharf.test"}); c != nil || err != nil {
+				t.Errorf("GetCertificate(other) = %v, %v; want nil, nil", c, err)
+			}
+			// Everything else on the plain listener goes to the handler behind.
+			res, err := noRedirects.Get("http://" + s.httpLn.Addr().String() + "/x?y=1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusPermanentRedirect || s.plain.Load() != 1 {
+				t.Errorf("plain request: %s, %d passed on; want 308, 1", res.Status, s.plain.Load())
+			}
+		})
+	}
+}
+
+// A certificate is renewed before it expires, and the renewed one is
+// served to new connections while a keep-alive client that connected
+// before keeps being answered on its connection, without a failure.
+func TestRenewsBeforeExpiry(t *testing.T) {
+	s := newSite(t)
+	const validity = 12 * time.Second
+	ca := pebbletest.Start(t, pebbletest.Options{HTTPPort: port(s.httpLn), TLSPort: port(s.tlsLn), Validity: validity})
+	var logs testutil.LogBuffer
+	m := newManager(t, s, managerOpts{tls: true, http: true, ca: ca}, &logs)
+	const host = "renew.wharf.test"
+	m.SetHosts([]string{host})
+	waitObtained(t, &logs, host)
+	first := leaf(t, ca, s.tlsLn.Addr().String(), host)
+	obtained := time.Now()
+
+	// A keep-alive client on one connection, asking until the test ends.
+	c := client(ca, s.tlsLn.Addr().String())
+	var conns, reused, answered atomic.Int64
+	var failure atomic.Value
+	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+		conns.Add(1)
+		if i.Reused {
+			reused.Add(1)
+		}
+	}}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", "https://"+host+"/", nil)
+			res, err := c.Do(req)
+			if err != nil {
+				failure.Store(err.Error())
+				return
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 {
+				failure.Store(res.Status)
+				return
+			}
+			answered.Add(1)
+		}
+	}()
+
+	logs.Wait(t, 1, 2*validity, "info", `"host":"`+host+`"`, "certificate renewed")
+	renewedAfter := time.Since(obtained)
+	var second *x509.Certificate
+	testutil.Eventually(t, validity, "the renewed certificate served", func() bool {
+		second = leaf(t, ca, s.tlsLn.Addr().String(), host)
+		return second.SerialNumber.Cmp(first.SerialNumber) != 0
+	})
+	before := answered.Load()
+	testutil.Eventually(t, 5*time.Second, "the keep-alive client answered after the renewal", func() bool {
+		return answered.Load() > before+10
+	})
+	close(stop)
+	wg.Wait()
+	t.Logf("renewed %s after the first certificate (lifetime %s); the keep-alive client had %d answers on %d connection(s)",
+		renewedAfter.Round(time.Millisecond), validity, answered.Load(), conns.Load()-reused.Load())
+	if f := failure.Load(); f != nil {
+		t.Fatalf("keep-alive client failed: %v", f)
+	}
+	if n := conns.Load() - reused.Load(); n != 1 {
+		t.Errorf("client used %d connections, want its one keep-alive connection", n)
+	}
+	if !second.NotAfter.After(first.NotAfter) {
+		t.Errorf("renewed certificate expires %s, the first %s", second.NotAfter, first.NotAfter)
+	}
+	if !obtained.Add(renewedAfter).Before(first.NotAfter) {
+		t.Errorf("renewed %s after it was obtained, when the first certificate had expired (%s)", renewedAfter, first.NotAfter)
+	}
+	if st := m.Status(); len(st) != 1 || !st[0].NotAfter.Equal(second.NotAfter) {
+		t.Errorf("Status() = %+v, want the renewed certificate's expiry %s", st, second.NotAfter)
+	}
+}
+
+// With the CA down at start the site keeps serving plain HTTP, each failed
+// attempt is one log line, and the certificate comes once the CA is up.
+func TestCADownAtStart(t *testing.T) {
+	s := newSite(t)
+	caAddr := testutil.FreeAddr(t)
+	var logs testutil.LogBuffer
+	// The CA's address and HTTPS root are chosen now; it starts later.
+	caURL := "https://" + caAddr + "/dir"
+	root := pebbletest.NewServerRoot(t)
+	m := newManager(t, s, managerOpts{http: true, tls: true, caURL: caURL, caRoots: root.Pool}, &logs)
+	const host = "late.wharf.test"
+	start := time.Now()
+	m.SetHosts([]string{host})
+	lines := logs.Wait(t, 2, 30*time.Second, "error", `"host":"`+host+`"`, "no certificate for")
+	for i, l := range lines[:2] {
+		if got := l.Fields["attempt"]; got != float64(i+1) {
+			t.Errorf("error line %d has attempt %v: %s", i, got, l.Raw)
+		}
+	}
+	if st := m.Status(); len(st) != 1 || st[0].LastError == "" || !st[0].NotAfter.IsZero() {
+		t.Errorf("Status() while the CA is down = %+v, want a last error and no certificate", st)
+	}
+	res, err := noRedirects.Get("http://" + s.httpLn.Addr().String() + "/")
+	if err != nil {
+		t.Fatalf("plain HTTP while the CA is down: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusPermanentRedirect {
+		t.Errorf("plain HTTP while the CA is down: %s, want 308", res.Status)
+	}
+
+	ln, err := net.Listen("tcp", caAddr)
+	if err != nil {
+		t.Fatalf("the CA's address was taken meanwhile: %v", err)
+	}
+	up := time.Now()
+	ca := pebbletest.Start(t, pebbletest.Options{Listener: ln, HTTPPort: port(s.httpLn), TLSPort: port(s.tlsLn), ServerRoot: root})
+	if ca.URL != "https://"+caAddr+"/dir" {
+		t.Fatalf("CA at %s, want %s", ca.URL, caURL)
+	}
+	waitObtained(t, &logs, host)
+	t.Logf("%d failed attempts in %s while the CA was down; certificate %s after it came up",
+		len(logs.Lines("error", "no certificate for")), up.Sub(start).Round(time.Millisecond), time.Since(up).Round(time.Millisecond))
+	leaf(t, ca, s.tlsLn.Addr().String(), host)
+	if st := m.Status(); len(st) != 1 || st[0].LastError != "" || st[0].NotAfter.IsZero() {
+		t.Errorf("Status() after the CA came up = %+v, want a certificate and no error", st)
+	}
+}
+
+// Two instances sharing one storage order one certificate, and both serve
+// it. The CA validates on the first one's ports only, as when several
+// replicas stand behind one address: the first answers the second's
+// challenges from the shared storage.
+func TestTwoInstancesOneStorage(t *testing.T) {
+	a, b := newSite(t), newSite(t)
+	ca := pebbletest.Start(t, pebbletest.Options{HTTPPort: port(a.httpLn), TLSPort: port(a.tlsLn)})
+	storage := t.TempDir()
+	var logsA, logsB testutil.LogBuffer
+	ma := newManager(t, a, managerOpts{http: true, tls: true, ca: ca, storage: storage}, &logsA)
+	mb := newManager(t, b, managerOpts{http: true, tls: true, ca: ca, storage: storage}, &logsB)
+	const host = "shared.wharf.test"
+	start := time.Now()
+	ma.SetHosts([]string{host})
+	mb.SetHosts([]string{host})
+	for _, l := range []*testutil.LogBuffer{&logsA, &logsB} {
+		if !l.Until(60*time.Second, func() bool { return len(l.Lines("info", `"host":"`+host+`"`, "certificate")) > 0 }) {
+			t.Fatalf("no certificate; logs:\n%s\n%s\nCA:\n%s", logsA.String(), logsB.String(), ca.Log())
+		}
+	}
+	t.Logf("both instances serve a certificate after %s", time.Since(start).Round(time.Millisecond))
+	if n := ca.Issued(); n != 1 {
+		t.Errorf("the CA issued %d certificates, want 1", n)
+	}
+	ca1, cb := leaf(t, ca, a.tlsLn.Addr().String(), host), leaf(t, ca, b.tlsLn.Addr().String(), host)
+	if ca1.SerialNumber.Cmp(cb.SerialNumber) != 0 {
+		t.Errorf("the instances serve different certificates: %s and %s", ca1.SerialNumber, cb.SerialNumber)
+	}
+	obtained := len(logsA.Lines("info", "certificate obtained")) + len(logsB.Lines("info", "certificate obtained"))
+	loaded := len(logsA.Lines("info", "certificate loaded from storage")) + len(logsB.Lines("info", "certificate loaded from storage"))
+	if obtained != 1 || loaded != 1 {
+		t.Errorf("%d instances obtained and %d loaded the certificate, want 1 and 1", obtained, loaded)
+	}
+}
+
+// A host the CA refuses is retried with backoff, one log line each time,
+// and does not keep the others from their certificates.
+func TestRefusedHost(t *testing.T) {
+	s := newSite(t)
+	ca := pebbletest.Start(t, pebbletest.Options{HTTPPort: port(s.httpLn), TLSPort: port(s.tlsLn)})
+	if err := ca.Block("refused.wharf.test"); err != nil {
+		t.Fatal(err)
+	}
+	var logs testutil.LogBuffer
+	m := newManager(t, s, managerOpts{http: true, tls: true, ca: ca}, &logs)
+	m.SetHosts([]string{"refused.wharf.test", "fine.wharf.test"})
+	waitObtained(t, &logs, "fine.wharf.test")
+	lines := logs.Wait(t, 3, 30*time.Second, "error", `"host":"refused.wharf.test"`)
+	var prev time.Duration
+	for i, l := range lines[:3] {
+		if l.Fields["attempt"] != float64(i+1) || !strings.Contains(l.Raw, "rejectedIdentifier") {
+			t.Errorf("error line %d: %s; want attempt %d and the CA's reason", i, l.Raw, i+1)
+		}
+		d, _ := time.ParseDuration(fmt.Sprint(l.Fields["retry_in"]) + "ms")
+		if i > 0 && d <= prev && d < time.Second {
+			t.Errorf("retry_in %s after %s: want a growing backoff", d, prev)
+		}
+		prev = d
+	}
+	st := m.Status()
+	if len(st) != 2 || st[1].Host != "refused.wharf.test" || !strings.Contains(st[1].LastError, "rejectedIdentifier") || !st[1].NotAfter.IsZero() {
+		t.Errorf("Status() = %+v, want refused.wharf.test with the CA's reason", st)
+	}
+	leaf(t, ca, s.tlsLn.Addr().String(), "fine.wharf.test")
+
+	// A host no longer wanted is no longer tried.
+	m.SetHosts([]string{"fine.wharf.test"})
+	if st := m.Status(); len(st) != 1 || st[0].Host != "fine.wharf.test" {
+		t.Errorf("Status() after dropping a host = %+v", st)
+	}
+}
+
+func TestNewRefusesBadConfig(t *testing.T) {
+	ok := Config{Email: "a@b.test", Storage: "/tmp/x", TLSAddr: "127.0.0.1:443"}
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"no email", func(c *Config) { c.Email = "" }, "email address is required"},
+		{"bad email", func(c *Config) { c.Email = "ops" }, `"ops" is not an email address`},
+		{"no storage", func(c *Config) { c.Storage = "" }, "storage directory is required"},
+		{"plain CA", func(c *Config) { c.CA = "http://ca.test/dir" }, "is not an https:// URL"},
+		{"no listener", func(c *Config) { c.TLSAddr = "" }, "no listener for a challenge"},
+		{"no port", func(c *Config) { c.HTTPAddr = "localhost" }, "has no port"},
+	} {
+		c := ok
+		tc.edit(&c)
+		if _, err := New(c); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	m, err := New(ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.cfg.CA != LetsEncrypt {
+		t.Errorf("default CA %q, want Let's Encrypt's", m.cfg.CA)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	m := &Manager{cfg: Config{RetryFirst: time.Minute, RetryMax: time.Hour}}
+	var got []string
+	for n := 1; n <= 8; n++ {
+		got = append(got, m.backoff(n).String())
+	}
+	if want := "1m0s 2m0s 4m0s 8m0s 16m0s 32m0s 1h0m0s 1h0m0s"; strings.Join(got, " ") != want {
+		t.Errorf("backoff = %s, want %s", strings.Join(got, " "), want)
+	}
+}
+
+var noRedirects = &http.Client{Timeout: 10 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func quietLog() *log.Logger { return log.New(io.Discard, "", 0) }
