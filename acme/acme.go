@@ -132,26 +132,50 @@ type hostState struct {
 	obtainedAt  time.Time // when the CA last issued one (not loaded from storage)
 }
 
+// Check reports the first thing wrong with cfg, as New would.
+func (cfg Config) Check() error {
+	if cfg.Email == "" {
+		return errors.New("acme: an account email address is required")
+	}
+	if !strings.Contains(cfg.Email, "@") || strings.ContainsAny(cfg.Email, " \t\r\n,") {
+		return fmt.Errorf("acme: %q is not an email address", cfg.Email)
+	}
+	if cfg.Storage == "" {
+		return errors.New("acme: a storage directory is required")
+	}
+	if cfg.CA != "" {
+		if u, err := url.Parse(cfg.CA); err != nil || u.Scheme != "https" || u.Host == "" {
+			return fmt.Errorf("acme: CA directory %q is not an https:// URL", cfg.CA)
+		}
+	}
+	if cfg.HTTPAddr == "" && cfg.TLSAddr == "" {
+		return errors.New("acme: no listener for a challenge: give an HTTP or a TLS address")
+	}
+	for _, a := range []string{cfg.TLSAddr, cfg.HTTPAddr} {
+		if _, err := listenPort(a); a != "" && err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func listenPort(addr string) (int, error) {
+	_, port, err := net.SplitHostPort(addr)
+	n, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || n <= 0 {
+		return 0, fmt.Errorf("acme: listener address %q has no port", addr)
+	}
+	return n, nil
+}
+
 // New returns a Manager for cfg. It does no I/O: the CA is first contacted
 // by Run, once there are hosts.
 func New(cfg Config) (*Manager, error) {
-	if cfg.Email == "" {
-		return nil, errors.New("acme: an account email address is required")
-	}
-	if !strings.Contains(cfg.Email, "@") || strings.ContainsAny(cfg.Email, " \t\r\n,") {
-		return nil, fmt.Errorf("acme: %q is not an email address", cfg.Email)
-	}
-	if cfg.Storage == "" {
-		return nil, errors.New("acme: a storage directory is required")
+	if err := cfg.Check(); err != nil {
+		return nil, err
 	}
 	if cfg.CA == "" {
 		cfg.CA = LetsEncrypt
-	}
-	if u, err := url.Parse(cfg.CA); err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("acme: CA directory %q is not an https:// URL", cfg.CA)
-	}
-	if cfg.HTTPAddr == "" && cfg.TLSAddr == "" {
-		return nil, errors.New("acme: no listener for a challenge: give an HTTP or a TLS address")
 	}
 	if cfg.RetryFirst <= 0 {
 		cfg.RetryFirst = DefaultRetryFirst
@@ -196,12 +220,8 @@ func New(cfg Config) (*Manager, error) {
 		if a.addr == "" {
 			continue
 		}
-		host, port, err := net.SplitHostPort(a.addr)
-		n, perr := strconv.Atoi(port)
-		if err != nil || perr != nil || n <= 0 {
-			return nil, fmt.Errorf("acme: listener address %q has no port", a.addr)
-		}
-		*a.port = n
+		host, _, _ := net.SplitHostPort(a.addr)
+		*a.port, _ = listenPort(a.addr)
 		if iss.ListenHost == "" {
 			iss.ListenHost = host
 		}

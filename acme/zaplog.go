@@ -42,8 +42,8 @@ func (c zapCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	for _, f := range fields {
 		f.AddTo(enc)
 	}
-	c.log.Debug().Str("component", "certmagic").Str("logger", e.LoggerName).
-		Str("certmagic_level", e.Level.String()).Fields(enc.Fields).Msg(e.Message)
+	c.log.Debug().Str("certmagic", e.LoggerName).Str("certmagic_level", e.Level.String()).
+		Fields(enc.Fields).Msg(e.Message)
 	return nil
 }
 

@@ -47,6 +47,10 @@ func TestAutomaticHTTPS(t *testing.T) {
 		"--acme-storage", t.TempDir(), "--tls-cert", certFile, "--tls-key", keyFile)
 	in.logs.Wait(t, 1, 60*time.Second, "info", `"host":"app.wharf.test"`, "certificate obtained")
 	t.Logf("certificate for a labelled container %s after wharf started", time.Since(start).Round(time.Millisecond))
+	// At --log-level debug certmagic's own lines are in wharf's log.
+	if l := in.logs.Lines("debug", `"certmagic_level"`, "app.wharf.test"); len(l) == 0 {
+		t.Errorf("no certmagic line at debug level:\n%s", in.logs.String())
+	}
 	if w := in.logs.Lines("warn", "*.app.wharf.test", "wildcard"); len(w) != 1 {
 		t.Errorf("%d warnings about the wildcard, want 1:\n%s", len(w), in.logs.String())
 	}
