@@ -21,10 +21,8 @@ import (
 )
 
 // TestAutomaticHTTPS runs wharf against a real ACME CA (pebble, on
-// 127.0.0.1) and the real engine: a container labelled lb.tls=acme gets a
-// certificate for its lb.host, served by SNI on --listen, while another
-// service's name gets the --tls-cert certificate; --redirect-http answers
-// the CA's HTTP-01 requests and redirects everything else to HTTPS.
+// 127.0.0.1) and the real engine, with a container labelled lb.tls=acme
+// and one without.
 func TestAutomaticHTTPS(t *testing.T) {
 	cli := dockertest.Require(t)
 	netName := dockertest.Network(t, cli, "acme")
@@ -35,89 +33,195 @@ func TestAutomaticHTTPS(t *testing.T) {
 			"lb.host": "app.wharf.test,*.app.wharf.test", "lb.tls": "acme"}})
 	dockertest.Run(t, cli, dockertest.ContainerOptions{Image: img, Name: base + "-plain", Network: netName,
 		Labels: map[string]string{"lb.enable": "true", "lb.port": "6969", "lb.service": "plain", "lb.host": "plain.wharf.test"}})
-
-	listen, redirect := testutil.FreeAddr(t), testutil.FreeAddr(t)
-	_, tlsPort, _ := net.SplitHostPort(listen)
-	ca := pebbletest.Start(t, pebbletest.Options{HTTPPort: portOf(t, redirect), TLSPort: portOf(t, listen)})
 	certFile, keyFile, static := writeCert(t, t.TempDir(), "static")
 
-	start := time.Now()
-	in := startWharf(t, "--listen", listen, "--redirect-http", redirect, "--network", netName,
-		"--acme-email", "ops@wharf.test", "--acme-ca", ca.URL, "--acme-ca-root", ca.ServerRootFile,
-		"--acme-storage", t.TempDir(), "--tls-cert", certFile, "--tls-key", keyFile)
-	in.logs.Wait(t, 1, 60*time.Second, "info", `"host":"app.wharf.test"`, "certificate obtained")
-	t.Logf("certificate for a labelled container %s after wharf started", time.Since(start).Round(time.Millisecond))
-	// At --log-level debug certmagic's own lines are in wharf's log.
-	if l := in.logs.Lines("debug", `"certmagic_level"`, "app.wharf.test"); len(l) == 0 {
-		t.Errorf("no certmagic line at debug level:\n%s", in.logs.String())
-	}
-	if w := in.logs.Lines("warn", "*.app.wharf.test", "wildcard"); len(w) != 1 {
-		t.Errorf("%d warnings about the wildcard, want 1:\n%s", len(w), in.logs.String())
-	}
+	// The labelled service's name gets a certificate, served by SNI on
+	// --listen, while the other service's name gets the --tls-cert one;
+	// --redirect-http answers the CA's HTTP-01 requests and redirects
+	// everything else to HTTPS.
+	t.Run("obtained and served", func(t *testing.T) {
+		listen, redirect := testutil.FreeAddr(t), testutil.FreeAddr(t)
+		_, tlsPort, _ := net.SplitHostPort(listen)
+		ca := pebbletest.Start(t, pebbletest.Options{HTTPPort: portOf(t, redirect), TLSPort: portOf(t, listen)})
 
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: ca.Roots()}, ForceAttemptHTTP2: true,
+		start := time.Now()
+		in := startWharf(t, "--listen", listen, "--redirect-http", redirect, "--network", netName,
+			"--acme-email", "ops@wharf.test", "--acme-ca", ca.URL, "--acme-ca-root", ca.ServerRootFile,
+			"--acme-storage", t.TempDir(), "--tls-cert", certFile, "--tls-key", keyFile)
+		in.logs.Wait(t, 1, 60*time.Second, "info", `"host":"app.wharf.test"`, "certificate obtained")
+		t.Logf("certificate for a labelled container %s after wharf started", time.Since(start).Round(time.Millisecond))
+		// At --log-level debug certmagic's own lines are in wharf's log.
+		if l := in.logs.Lines("debug", `"certmagic_level"`, "app.wharf.test"); len(l) == 0 {
+			t.Errorf("no certmagic line at debug level:\n%s", in.logs.String())
+		}
+		if w := in.logs.Lines("warn", "*.app.wharf.test", "wildcard"); len(w) != 1 {
+			t.Errorf("%d warnings about the wildcard, want 1:\n%s", len(w), in.logs.String())
+		}
+
+		res := get(t, httpsClient(&tls.Config{RootCAs: ca.Roots()}, listen), "https://app.wharf.test/webtest?action=get_uuid")
+		if res.status != 200 || res.server != app.Name || res.proto != 2 {
+			t.Errorf("answer %+v, want 200 over HTTP/2 from %s", res, app.Name)
+		}
+		if cn := servedCN(t, listen, "plain.wharf.test"); cn != static.Subject.CommonName {
+			t.Errorf("plain.wharf.test got certificate %q, want the --tls-cert one", cn)
+		}
+		if loc := redirected(t, redirect, "app.wharf.test"); loc != "https://app.wharf.test:"+tlsPort+"/webtest?action=get_uuid" {
+			t.Errorf("redirected to %q", loc)
+		}
+
+		// The admin server shows the certificate, and /metrics its expiry.
+		certs := certificates(t, in)
+		if len(certs) != 1 || certs[0].Host != "app.wharf.test" || certs[0].NotAfter == nil ||
+			!strings.HasPrefix(certs[0].Issuer, "Pebble Intermediate CA") || certs[0].LastError != "" {
+			t.Errorf("/api/services certificates %+v, want app.wharf.test's from pebble", certs)
+		}
+		r, err := http.Get(in.admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if !strings.Contains(string(metrics), `wharf_certificate_expiry_seconds{host="app.wharf.test"}`) {
+			t.Errorf("/metrics has no expiry for app.wharf.test")
+		}
+	})
+
+	// With the CA unreachable wharf serves: the name gets the --tls-cert
+	// certificate meanwhile, the plain listener redirects, one line says
+	// when the next attempt comes, and the admin server shows the error.
+	t.Run("CA unreachable", func(t *testing.T) {
+		listen, redirect := testutil.FreeAddr(t), testutil.FreeAddr(t)
+		in := startWharf(t, "--listen", listen, "--redirect-http", redirect, "--network", netName,
+			"--acme-email", "ops@wharf.test", "--acme-ca", "https://"+testutil.FreeAddr(t)+"/dir",
+			"--acme-storage", t.TempDir(), "--tls-cert", certFile, "--tls-key", keyFile)
+		in.logs.Wait(t, 1, 30*time.Second, "error", `"host":"app.wharf.test"`, "no certificate for app.wharf.test yet; retrying in 1m0s")
+		res := get(t, httpsClient(&tls.Config{InsecureSkipVerify: true}, listen), "https://app.wharf.test/webtest?action=get_uuid")
+		if res.status != 200 || res.server != app.Name {
+			t.Errorf("answer %+v while the CA is unreachable, want 200 from %s", res, app.Name)
+		}
+		if cn := servedCN(t, listen, "app.wharf.test"); cn != static.Subject.CommonName {
+			t.Errorf("app.wharf.test got certificate %q while the CA is unreachable, want the --tls-cert one", cn)
+		}
+		if loc := redirected(t, redirect, "app.wharf.test"); loc == "" {
+			t.Error("no redirect while the CA is unreachable")
+		}
+		if certs := certificates(t, in); len(certs) != 1 || certs[0].NotAfter != nil || !strings.Contains(certs[0].LastError, "connection refused") {
+			t.Errorf("/api/services certificates %+v, want app.wharf.test with the CA's error", certs)
+		}
+		if n := len(in.logs.Lines("error", "no certificate for")); n != 1 {
+			t.Errorf("%d error lines, want 1 until the retry", n)
+		}
+	})
+
+	// Two instances on one storage: the CA issues one certificate, which
+	// both serve. The CA validates on the first instance's ports only, as
+	// when replicas stand behind one address.
+	t.Run("two instances, one storage", func(t *testing.T) {
+		listenA, redirectA, listenB, redirectB := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
+		ca := pebbletest.Start(t, pebbletest.Options{HTTPPort: portOf(t, redirectA), TLSPort: portOf(t, listenA)})
+		storage := t.TempDir()
+		args := []string{"--network", netName, "--acme-email", "ops@wharf.test", "--acme-ca", ca.URL,
+			"--acme-ca-root", ca.ServerRootFile, "--acme-storage", storage}
+		start := time.Now()
+		a := startWharf(t, append([]string{"--listen", listenA, "--redirect-http", redirectA}, args...)...)
+		b := startWharf(t, append([]string{"--listen", listenB, "--redirect-http", redirectB}, args...)...)
+		for _, in := range []*instance{a, b} {
+			if !in.logs.Until(60*time.Second, func() bool {
+				return len(in.logs.Lines("info", `"host":"app.wharf.test"`, "certificate")) > 0
+			}) {
+				t.Fatalf("no certificate; log:\n%s", in.logs.String())
+			}
+		}
+		t.Logf("both instances serve a certificate %s after the first started", time.Since(start).Round(time.Millisecond))
+		if n := ca.Issued(); n != 1 {
+			t.Errorf("the CA issued %d certificates, want 1", n)
+		}
+		serial := func(addr string) string {
+			c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "app.wharf.test", RootCAs: ca.Roots()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+		}
+		if sa, sb := serial(listenA), serial(listenB); sa != sb {
+			t.Errorf("the instances serve different certificates: %s and %s", sa, sb)
+		}
+	})
+}
+
+type answer struct {
+	status, proto int
+	server        string
+}
+
+// httpsClient connects to addr whatever the URL's host, with cfg.
+func httpsClient(cfg *tls.Config, addr string) *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: cfg, ForceAttemptHTTP2: true,
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, listen)
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
 		},
 	}}
-	res, err := client.Get("https://app.wharf.test/webtest?action=get_uuid")
+}
+
+// get asks for a webtest answer.
+func get(t *testing.T, c *http.Client, url string) answer {
+	t.Helper()
+	res, err := c.Get(url)
 	if err != nil {
-		t.Fatalf("HTTPS with the ACME certificate: %v", err)
+		t.Fatalf("GET %s: %v", url, err)
 	}
-	var answer struct {
+	defer res.Body.Close()
+	var body struct {
 		IsSuccess bool
 		Server    string
 	}
-	json.NewDecoder(res.Body).Decode(&answer)
-	res.Body.Close()
-	if res.StatusCode != 200 || !answer.IsSuccess || answer.Server != app.Name || res.ProtoMajor != 2 {
-		t.Errorf("answer %s %s %+v, want 200 over HTTP/2 from %s", res.Proto, res.Status, answer, app.Name)
-	}
+	json.NewDecoder(res.Body).Decode(&body)
+	return answer{status: res.StatusCode, proto: res.ProtoMajor, server: body.Server}
+}
 
-	// Another service's name gets the --tls-cert certificate.
-	conn, err := tls.Dial("tcp", listen, &tls.Config{ServerName: "plain.wharf.test", InsecureSkipVerify: true})
+// servedCN is the common name of the certificate served for sni.
+func servedCN(t *testing.T, addr, sni string) string {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: sni, InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cn := conn.ConnectionState().PeerCertificates[0].Subject.CommonName; cn != static.Subject.CommonName {
-		t.Errorf("plain.wharf.test got certificate %q, want the --tls-cert one", cn)
-	}
-	conn.Close()
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+}
 
-	// The plain listener redirects to the same URL on --listen.
-	req, _ := http.NewRequest("GET", "http://"+redirect+"/webtest?action=get_uuid", nil)
-	req.Host = "app.wharf.test"
-	res, err = (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+// redirected returns where the plain listener at addr sends a request for
+// host, or "" when it answers something else than 308.
+func redirected(t *testing.T, addr, host string) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+addr+"/webtest?action=get_uuid", nil)
+	req.Host = host
+	res, err := (&http.Client{Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	if want := "https://app.wharf.test:" + tlsPort + "/webtest?action=get_uuid"; res.StatusCode != http.StatusPermanentRedirect || res.Header.Get("Location") != want {
-		t.Errorf("redirect: %s to %q, want 308 to %q", res.Status, res.Header.Get("Location"), want)
+	if res.StatusCode != http.StatusPermanentRedirect {
+		return ""
 	}
+	return res.Header.Get("Location")
+}
 
-	// The admin server shows the certificate, and /metrics its expiry.
+func certificates(t *testing.T, in *instance) []admin.Certificate {
+	t.Helper()
 	var doc struct{ Certificates []admin.Certificate }
 	r, err := http.Get(in.admin + "/api/services")
 	if err != nil {
 		t.Fatal(err)
 	}
-	json.NewDecoder(r.Body).Decode(&doc)
-	r.Body.Close()
-	if len(doc.Certificates) != 1 || doc.Certificates[0].Host != "app.wharf.test" || doc.Certificates[0].NotAfter == nil ||
-		!strings.HasPrefix(doc.Certificates[0].Issuer, "Pebble Intermediate CA") || doc.Certificates[0].LastError != "" {
-		t.Errorf("/api/services certificates %+v, want app.wharf.test's from pebble", doc.Certificates)
-	}
-	r, err = http.Get(in.admin + "/metrics")
-	if err != nil {
+	defer r.Body.Close()
+	if err := json.NewDecoder(r.Body).Decode(&doc); err != nil {
 		t.Fatal(err)
 	}
-	metrics, _ := io.ReadAll(r.Body)
-	r.Body.Close()
-	if !strings.Contains(string(metrics), `wharf_certificate_expiry_seconds{host="app.wharf.test"}`) {
-		t.Errorf("/metrics has no expiry for app.wharf.test")
-	}
+	return doc.Certificates
 }
 
 func portOf(t *testing.T, addr string) int {
