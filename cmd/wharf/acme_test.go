@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/rs/zerolog"
 
 	"github.com/wharflb/wharf/admin"
@@ -83,6 +84,24 @@ func TestAutomaticHTTPS(t *testing.T) {
 		r.Body.Close()
 		if !strings.Contains(string(metrics), `wharf_certificate_expiry_seconds{host="app.wharf.test"}`) {
 			t.Errorf("/metrics has no expiry for app.wharf.test")
+		}
+
+		// The dashboard lists it, in Chromium.
+		b := startBrowser(t, requireChromium(t))
+		b.navigate(t, in.admin+"/")
+		var row []string
+		shown := func() bool {
+			ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+			defer cancel()
+			row, _ = chromedp.Run(ctx, chromedp.Evaluate[[]string](`document.getElementById("certs").hidden ? [] :
+				[...document.querySelectorAll("#certs-body tr:first-child > *")].map((c) => c.textContent)`))
+			return len(row) == 5
+		}
+		if !testutil.Poll(30*time.Second, shown) {
+			t.Fatalf("the dashboard shows no certificate: %q", row)
+		}
+		if row[0] != "app.wharf.test" || !strings.HasPrefix(row[1], "Pebble Intermediate CA") || !strings.Contains(row[2], " UTC (in ") || row[4] != "" {
+			t.Errorf("the dashboard's certificate row %q, want app.wharf.test, its issuer and expiry, no error", row)
 		}
 	})
 
