@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -311,5 +312,45 @@ func TestACMEHostsFromTable(t *testing.T) {
 	}
 	if a := newAutoHTTPS(&httpsConfig{}, zerolog.Nop()); a != nil {
 		t.Error("automatic HTTPS on without --acme-email")
+	}
+}
+
+// The plain listener sends every request to the same URL on HTTPS, on the
+// port of --listen unless it is 443.
+func TestRedirectToHTTPS(t *testing.T) {
+	for _, tc := range []struct {
+		port, host, target string
+		status             int
+		location           string
+	}{
+		{"443", "www.example.com", "/a/b?c=d", 308, "https://www.example.com/a/b?c=d"},
+		{"443", "www.example.com:80", "/", 308, "https://www.example.com/"},
+		{"8443", "www.example.com:8080", "/x", 308, "https://www.example.com:8443/x"},
+		{"8443", "[::1]:80", "/", 308, "https://[::1]:8443/"},
+		{"443", "", "/", 400, ""},
+	} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { serveRedirect(ctx, ln, nil, tc.port, zerolog.Nop()); close(done) }()
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(conn, "GET "+tc.target+" HTTP/1.1\r\nHost: "+tc.host+"\r\nConnection: close\r\n\r\n")
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		conn.Close()
+		if res.StatusCode != tc.status || res.Header.Get("Location") != tc.location {
+			t.Errorf("Host %q, port %s: %d to %q, want %d to %q", tc.host, tc.port, res.StatusCode, res.Header.Get("Location"), tc.status, tc.location)
+		}
+		cancel()
+		<-done
 	}
 }
