@@ -444,6 +444,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer m.cache.Stop() // Run would stop it
 	if m.cfg.CA != LetsEncrypt {
 		t.Errorf("default CA %q, want Let's Encrypt's", m.cfg.CA)
 	}
