@@ -194,18 +194,28 @@ func TestObtains(t *testing.T) {
 	}
 }
 
+// validity is the lifetime of the certificates of the renewal tests.
+const validity = 12 * time.Second
+
+// shortLived runs a site whose CA issues certificates for validity, and
+// waits until host has one.
+func shortLived(t *testing.T, host string) (*site, *pebbletest.CA, *Manager, *testutil.LogBuffer) {
+	t.Helper()
+	s := newSite(t)
+	ca := pebbletest.Start(t, pebbletest.Options{HTTPPort: port(s.httpLn), TLSPort: port(s.tlsLn), Validity: validity})
+	logs := &testutil.LogBuffer{}
+	m := newManager(t, s, managerOpts{tls: true, http: true, ca: ca}, logs)
+	m.SetHosts([]string{host})
+	waitObtained(t, logs, host)
+	return s, ca, m, logs
+}
+
 // A certificate is renewed before it expires, and the renewed one is
 // served to new connections while a keep-alive client that connected
 // before keeps being answered on its connection, without a failure.
 func TestRenewsBeforeExpiry(t *testing.T) {
-	s := newSite(t)
-	const validity = 12 * time.Second
-	ca := pebbletest.Start(t, pebbletest.Options{HTTPPort: port(s.httpLn), TLSPort: port(s.tlsLn), Validity: validity})
-	var logs testutil.LogBuffer
-	m := newManager(t, s, managerOpts{tls: true, http: true, ca: ca}, &logs)
 	const host = "renew.wharf.test"
-	m.SetHosts([]string{host})
-	waitObtained(t, &logs, host)
+	s, ca, m, logs := shortLived(t, host)
 	obtained := time.Now()
 
 	// A keep-alive client on one connection, made with the first
@@ -296,6 +306,35 @@ func TestRenewsBeforeExpiry(t *testing.T) {
 	}
 	if st := m.Status(); len(st) != 1 || !st[0].NotAfter.Equal(second.NotAfter) {
 		t.Errorf("Status() = %+v, want the renewed certificate's expiry %s", st, second.NotAfter)
+	}
+}
+
+// A renewal the CA refuses is one error line and shows in the status,
+// and the current certificate is served meanwhile.
+func TestRenewalRefused(t *testing.T) {
+	// certmagic keeps a failed renewal's backoff per name for the
+	// process: a name of its own for each run.
+	host := fmt.Sprintf("stuck-%d.wharf.test", runs.Add(1))
+	s, ca, m, logs := shortLived(t, host)
+	first := leaf(t, ca, s.tlsLn.Addr().String(), host)
+	if err := ca.Block(host); err != nil {
+		t.Fatal(err)
+	}
+	lines := logs.Wait(t, 1, 2*validity, "error", `"host":"`+host+`"`, "not renewed")
+	if !strings.Contains(lines[0].Raw, "rejectedIdentifier") {
+		t.Errorf("the error line does not give the CA's reason: %s", lines[0].Raw)
+	}
+	if time.Now().Before(first.NotAfter) {
+		if got := leaf(t, ca, s.tlsLn.Addr().String(), host); got.SerialNumber.Cmp(first.SerialNumber) != 0 {
+			t.Errorf("serving certificate %s after a failed renewal, want the current one %s", got.SerialNumber, first.SerialNumber)
+		}
+	}
+	st := m.Status()
+	if len(st) != 1 || !strings.Contains(st[0].LastError, "rejectedIdentifier") || !st[0].NotAfter.Equal(first.NotAfter) {
+		t.Errorf("Status() = %+v, want the refusal and the current certificate's expiry %s", st, first.NotAfter)
+	}
+	if n := len(logs.Lines("error", "not renewed")); n != 1 {
+		t.Errorf("%d error lines for one failed renewal, want 1:\n%s", n, logs.String())
 	}
 }
 
@@ -460,6 +499,9 @@ func TestBackoff(t *testing.T) {
 		t.Errorf("backoff = %s, want %s", strings.Join(got, " "), want)
 	}
 }
+
+// runs numbers the runs of a test in this process.
+var runs atomic.Int64
 
 var noRedirects = &http.Client{Timeout: 10 * time.Second,
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
