@@ -420,6 +420,17 @@ func TestTwoInstancesOneStorage(t *testing.T) {
 	if obtained != 1 || loaded != 1 {
 		t.Errorf("%d instances obtained and %d loaded the certificate, want 1 and 1", obtained, loaded)
 	}
+
+	// A name only the second instance wants: the CA still validates on
+	// the first one's ports, which answers from the shared storage.
+	challenges := a.httpChecks.Load() + a.alpnHellos.Load()
+	mb.SetHosts([]string{host, "only-b.wharf.test"})
+	waitObtained(t, &logsB, "only-b.wharf.test")
+	if a.httpChecks.Load()+a.alpnHellos.Load() == challenges || b.httpChecks.Load()+b.alpnHellos.Load() != 0 {
+		t.Errorf("challenge requests: %d HTTP-01 and %d TLS-ALPN-01 at the first instance, %d and %d at the second; want them at the first only",
+			a.httpChecks.Load(), a.alpnHellos.Load(), b.httpChecks.Load(), b.alpnHellos.Load())
+	}
+	leaf(t, ca, b.tlsLn.Addr().String(), "only-b.wharf.test")
 }
 
 // A host the CA refuses is retried with backoff, one log line each time,
