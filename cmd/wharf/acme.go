@@ -187,7 +187,7 @@ func (a *autoHTTPS) start(ctx context.Context, tlsAddr, httpAddr string) error {
 	if a.cfg.ACMEAll {
 		which = "every service (--acme-all)"
 	}
-	a.log.Info().Str("ca", a.cfg.ACMECA).Str("storage", a.cfg.ACMEStorage).Str("challenges", challenges).
+	a.log.Info().Str("ca", a.cfg.ACMECA).Str("ca_root", a.cfg.ACMECARootFile).Str("storage", a.cfg.ACMEStorage).Str("challenges", challenges).
 		Msg("automatic HTTPS: certificates from the ACME CA for the host names of " + which)
 	return nil
 }
