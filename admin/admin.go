@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/wharflb/wharf/acme"
 	"github.com/wharflb/wharf/lb"
 )
 
@@ -16,6 +17,8 @@ type Server struct {
 	ready   func() bool
 	mux     *http.ServeMux
 	handler http.Handler // mux behind the access rules
+	events  *eventStream
+	certs   func() []acme.HostStatus // nil without automatic HTTPS
 }
 
 // New returns the admin handler. ready reports whether the first sync with
@@ -23,11 +26,11 @@ type Server struct {
 // may ask; its zero value serves requests that name the server by a
 // loopback name or an IP address, without credentials.
 func New(bal *lb.Balancer, ready func() bool, access Access) *Server {
-	s := &Server{bal: bal, ready: ready, mux: http.NewServeMux()}
+	s := &Server{bal: bal, ready: ready, mux: http.NewServeMux(), events: newEventStream(bal)}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /api/services", s.services)
 	s.mux.Handle("GET /{$}", newDashboardPage())
-	s.mux.Handle("GET /api/events", newEventStream(bal))
+	s.mux.Handle("GET /api/events", s.events)
 	s.handler = access.guard(s.mux)
 	return s
 }
@@ -113,5 +116,5 @@ func (s *Server) services(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	enc.Encode(map[string]any{"services": Snapshot(s.bal)})
+	enc.Encode(document(s.bal, s.certs))
 }

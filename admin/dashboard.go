@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wharflb/wharf/acme"
 	"github.com/wharflb/wharf/lb"
 )
 
@@ -118,6 +119,8 @@ type eventStream struct {
 	doc   []byte    // the encoded document; never modified once built
 	built time.Time // when doc was built
 	table *lb.Table // the table doc was built from
+
+	certs func() []acme.HostStatus // set before serving; nil without automatic HTTPS
 }
 
 func newEventStream(bal *lb.Balancer) *eventStream {
@@ -135,7 +138,7 @@ func (e *eventStream) document() []byte {
 	if e.doc != nil && table == e.table && now.Sub(e.built) < e.interval/2 {
 		return e.doc
 	}
-	doc, err := json.Marshal(map[string]any{"services": Snapshot(e.bal)})
+	doc, err := json.Marshal(document(e.bal, e.certs))
 	if err != nil { // cannot happen: the document is plain data
 		doc = []byte(`{"services":[]}`)
 	}

@@ -38,7 +38,7 @@ type Sources struct {
 func (s *Server) EnableMetrics(src Sources) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(&collector{bal: s.bal, src: src})
+	reg.MustRegister(&collector{bal: s.bal, src: src, srv: s})
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 }
 
@@ -97,12 +97,13 @@ var classNames = [6]string{"none", "1xx", "2xx", "3xx", "4xx", "5xx"}
 type collector struct {
 	bal *lb.Balancer
 	src Sources
+	srv *Server // its certificates, set by ShowCertificates
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRequests, descDuration, descRetries, descNoPeer, descNoRoute, descShortage, descReclaimed, descRetryBuffered, descRetryExhausted, descPeers,
 		descPeerAttempts, descPeerFailures, descPeerInFlight, descPeerDuration, descPeerWeight, descPeerUp,
-		descEvents, descResyncs, descEngineUp, descSwarmPolls} {
+		descEvents, descResyncs, descEngineUp, descSwarmPolls, descCertExpiry} {
 		ch <- d
 	}
 }
@@ -177,6 +178,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if c.src.SwarmPolls != nil {
 		counter(descSwarmPolls, c.src.SwarmPolls())
 	}
+	collectCertificates(ch, c.srv.certs)
 }
 
 func boolFloat(b bool) float64 {

@@ -69,7 +69,14 @@ type Rules struct {
 	PathPrefix  string   // "" or "/" = any path
 	StripPrefix bool     // remove PathPrefix before forwarding
 	Policy      Policy
+	TLS         TLSMode // where the certificates of Hosts come from; "" = none of the service's own
 }
+
+// TLSMode says where the certificates of a service's host names come from.
+type TLSMode string
+
+// TLSACME: the service's host names get certificates from the ACME CA.
+const TLSACME TLSMode = "acme"
 
 // HealthCheck configures active HTTP health checking; Path "" disables it.
 type HealthCheck struct {
@@ -131,7 +138,7 @@ func (b Backend) Equal(o Backend) bool {
 		b.Weight == o.Weight && b.Backup == o.Backup && b.MaxFails == o.MaxFails &&
 		b.FailTimeout == o.FailTimeout &&
 		slices.Equal(b.Rules.Hosts, o.Rules.Hosts) && b.Rules.PathPrefix == o.Rules.PathPrefix &&
-		b.Rules.StripPrefix == o.Rules.StripPrefix && b.Rules.Policy == o.Rules.Policy &&
+		b.Rules.StripPrefix == o.Rules.StripPrefix && b.Rules.Policy == o.Rules.Policy && b.Rules.TLS == o.Rules.TLS &&
 		b.Health == o.Health && b.Started.Equal(o.Started) && b.Task == o.Task
 }
 

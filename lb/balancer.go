@@ -191,7 +191,7 @@ func (b *Balancer) build() (*Table, []*peerState) {
 }
 
 // serviceRules merges the rules of a service's members. A member without a
-// rule (empty Hosts, PathPrefix or Policy) has no opinion on it; among those
+// rule (empty Hosts, PathPrefix, Policy or TLS) has no opinion on it; among those
 // that have one, the longest-running member's value holds, and a warning
 // names each member that disagrees, once.
 func (b *Balancer) serviceRules(service string, peers []*Peer) Rules {
@@ -214,6 +214,11 @@ func (b *Balancer) serviceRules(service string, peers []*Peer) Rules {
 		}
 		if p.Rules.Policy != "" && policyFrom == nil {
 			r.Policy, policyFrom = p.Rules.Policy, p
+		}
+		// One value only, so members cannot disagree: one that asks is
+		// enough.
+		if p.Rules.TLS != "" {
+			r.TLS = p.Rules.TLS
 		}
 	}
 	for _, p := range byAge {

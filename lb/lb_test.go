@@ -430,12 +430,12 @@ func TestServiceRulesMergedPerField(t *testing.T) {
 	old.Started, mid.Started, young.Started = time.Unix(100, 0), time.Unix(150, 0), time.Unix(200, 0)
 	old.Rules = Rules{PathPrefix: "/api"}   // no opinion on policy or hosts
 	mid.Rules = Rules{PathPrefix: "/other"} // disagrees: warned, loses
-	young.Rules = Rules{Policy: LeastConn, Hosts: []string{"a.test"}}
+	young.Rules = Rules{Policy: LeastConn, Hosts: []string{"a.test"}, TLS: TLSACME}
 	b := New()
 	b.Update("test", []Backend{young, mid, old})
 	got := b.Table().Pool(DefaultService).Rules()
-	if got.PathPrefix != "/api" || got.Policy != LeastConn || len(got.Hosts) != 1 {
-		t.Fatalf("merged rules %+v, want path /api from old, policy least_conn and host from young", got)
+	if got.PathPrefix != "/api" || got.Policy != LeastConn || len(got.Hosts) != 1 || got.TLS != TLSACME {
+		t.Fatalf("merged rules %+v, want path /api from old, policy least_conn, host and tls from young", got)
 	}
 }
 

@@ -51,6 +51,7 @@ const (
 	wantDuration   = "want a duration greater than 0 such as 10s, 1m30s or 500ms (a plain number means seconds)"
 	wantHosts      = "want comma-separated host names such as api.example.com or *.example.com"
 	wantPath       = "want a path prefix starting with \"/\", without spaces, '?', '#', empty, \".\" or \"..\" segments"
+	wantTLS        = "want acme (the service's lb.host names get certificates from the ACME CA)"
 	wantHealthPath = "want a path starting with \"/\" (a query is allowed), without spaces or '#'"
 )
 
@@ -136,6 +137,14 @@ var settingTable = [...]Setting{
 			b.Rules.Policy = p
 			return ""
 		}},
+	{Name: "tls", Default: "off", Want: wantTLS,
+		parse: func(b *Backend, v string) string {
+			if !strings.EqualFold(v, string(TLSACME)) {
+				return wantTLS
+			}
+			b.Rules.TLS = TLSACME
+			return ""
+		}},
 	{Name: "health.path", Default: "off", Want: wantHealthPath,
 		parse: func(b *Backend, v string) string {
 			if !validHealthPath(v) {
@@ -183,8 +192,8 @@ func UpstreamOptions() string {
 //
 // It returns a template of a Backend: the settings given, the defaults for
 // the absent ones, and no identity or address, which the source fills in.
-// The routing rules are the exception to the defaults: an absent host, path
-// or policy leaves the zero value in Rules, so that the Balancer, which
+// The routing rules are the exception to the defaults: an absent host, path,
+// policy or tls leaves the zero value in Rules, so that the Balancer, which
 // merges the rules of a service's members, can tell "no opinion" from an
 // explicit value; the zero Rules mean the defaults.
 //
@@ -207,6 +216,7 @@ func UpstreamOptions() string {
 //   - path: a prefix starting with "/", without spaces, '?', '#', or empty,
 //     "." and ".." segments; kept as given (a trailing "/" is significant).
 //   - policy: one of Policies, in any case, but not empty.
+//   - tls: "acme", in any case.
 //   - health.path: starts with "/", may carry a query.
 //
 // Any other value, including an empty one for a setting that is not a

@@ -120,6 +120,9 @@ func TestParseSettings(t *testing.T) {
 		{"policy", "P2C", func(b *Backend) { b.Rules.Policy = P2C }, ""},
 		{"policy", "", nil, wantPolicy},
 		{"policy", "random", nil, wantPolicy},
+		{"tls", "ACME", func(b *Backend) { b.Rules.TLS = TLSACME }, ""},
+		{"tls", "letsencrypt", nil, wantTLS},
+		{"tls", "", nil, wantTLS},
 		{"health.path", "/healthz?deep=1", func(b *Backend) { b.Health.Path = "/healthz?deep=1" }, ""},
 		{"health.path", "healthz", nil, wantHealthPath},
 		{"health.interval", "10", func(b *Backend) { b.Health.Interval = 10 * time.Second }, ""},
@@ -169,7 +172,7 @@ func TestParseSettingsDefaults(t *testing.T) {
 // exceptions: absent, they are no rule, which the Balancer reads as their
 // default.
 func TestSettingDefaultsAreTheDefaults(t *testing.T) {
-	noRule := map[string]bool{"host": true, "path": true, "policy": true, "health.path": true}
+	noRule := map[string]bool{"host": true, "path": true, "policy": true, "tls": true, "health.path": true}
 	for _, s := range Settings() {
 		got, err := ParseSettings(map[string]string{s.Name: s.Default}, "")
 		switch {

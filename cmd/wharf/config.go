@@ -38,6 +38,7 @@ type config struct {
 	ShutdownTimeout     time.Duration
 	MaxConns            int // 0: derived from the descriptor limit (defaultMaxConns)
 	TrustedProxies      []netip.Prefix
+	HTTPS               httpsConfig // automatic HTTPS and --redirect-http
 	// nginx's client_body_timeout, send_timeout, proxy_connect_timeout and
 	// proxy_read_timeout; 0 means the proxy's default.
 	ClientBodyTimeout, SendTimeout, UpstreamConnectTimeout, UpstreamReadTimeout time.Duration
@@ -167,6 +168,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	fs.Func("upstream-read-timeout", "longest wait for a peer's answer head, and between two reads of its body (default 60s; nginx proxy_read_timeout)", positiveDuration(&c.UpstreamReadTimeout))
 	c.ShutdownTimeout = 30 * time.Second
 	fs.Func("shutdown-timeout", "how long in-flight requests may finish after SIGTERM (default 30s)", nonNegDuration(&c.ShutdownTimeout))
+	c.HTTPS.register(fs)
 	c.LogLevel, c.LogFormat = "info", "auto"
 
 	if err := fs.Parse(args); err != nil {
@@ -201,6 +203,11 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 		return nil, errors.New("--swarm on needs --network: the overlay network whose services are balanced")
 	case (c.TLSCert == "") != (c.TLSKey == ""):
 		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true }) // the variables' too, now
+	if err := c.HTTPS.check(func(name string) bool { return set[name] }, c.TLSCert != ""); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +142,38 @@ func TestRunExitCodes(t *testing.T) {
 	}
 	if code := run([]string{"healthcheck", "--admin-listen", testutil.FreeAddr(t)}, func(string) string { return "" }, io.Discard, io.Discard); code != 1 {
 		t.Fatalf("healthcheck with nothing listening: exit %d, want 1", code)
+	}
+}
+
+// Every flag, with its variable, has a row in the README's flag table.
+func TestReadmeFlagTable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, _ := strings.Cut(string(readme), "\n## Flags and environment\n")
+	table, _, _ = strings.Cut(table, "\n\n```")
+	var rows []string
+	for _, line := range strings.Split(table, "\n") {
+		if strings.HasPrefix(line, "| `--") {
+			rows = append(rows, line)
+		}
+	}
+	var usage strings.Builder
+	parseConfig([]string{"--help"}, func(string) string { return "" }, &usage)
+	for _, line := range strings.Split(usage.String(), "\n") {
+		f, ok := strings.CutPrefix(strings.TrimSpace(line), "--")
+		if !ok {
+			continue
+		}
+		name := strings.Fields(f)[0]
+		found := false
+		for _, r := range rows {
+			cells := strings.Split(r, " | ")
+			found = found || len(cells) > 1 && strings.Contains(cells[0], "`--"+name+"`") && strings.Contains(cells[1], "`"+envName(name)+"`")
+		}
+		if !found {
+			t.Errorf("README.md's flag table has no row for --%s with %s", name, envName(name))
+		}
 	}
 }

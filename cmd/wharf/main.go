@@ -100,8 +100,9 @@ func newLogger(cfg *config, stderr io.Writer) zerolog.Logger {
 // ctx is done.
 func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 	var checker *health.Checker
+	auto := newAutoHTTPS(&cfg.HTTPS, log) // nil without --acme-email
 	bal := lb.New(lb.WithLogger(log), lb.OnRemove(proxy.ClosePeer),
-		lb.OnUpdate(func(t *lb.Table) { checker.Sync(t) }))
+		lb.OnUpdate(func(t *lb.Table) { checker.Sync(t); auto.sync(t) }))
 	checker = health.New(bal, log)
 	defer checker.Stop()
 	if len(cfg.Upstreams) > 0 {
@@ -181,7 +182,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 	scheme := "http"
 	engine := "fast"
 	switch {
-	case cfg.TLSCert != "" || cfg.Gzip:
+	case cfg.TLSCert != "" || cfg.Gzip || auto != nil:
 		engine = "net/http"
 		if maxConns > 0 {
 			// net/http closes no idle connection to make room: at the
@@ -197,14 +198,21 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		}
 		hs := proxy.NewServer(entry)
 		hs.ErrorLog = serverLog(log, "entry")
-		if cfg.TLSCert != "" {
-			certs, err := newCertReloader(cfg.TLSCert, cfg.TLSKey, log)
-			if err != nil {
+		if cfg.TLSCert != "" || auto != nil {
+			var static getCertificate
+			if cfg.TLSCert != "" {
+				certs, err := newCertReloader(cfg.TLSCert, cfg.TLSKey, log)
+				if err != nil {
+					ln.Close()
+					return err
+				}
+				certs.reloadOnSIGHUP(ctx)
+				static = certs.get
+			}
+			if hs.TLSConfig, err = startHTTPS(ctx, &cfg.HTTPS, auto, ln, static, log); err != nil {
 				ln.Close()
 				return err
 			}
-			certs.reloadOnSIGHUP(ctx)
-			hs.TLSConfig = &tls.Config{GetCertificate: certs.get, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}
 			ln = tls.NewListener(ln, hs.TLSConfig)
 			scheme = "https"
 		}
@@ -221,6 +229,9 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		}
 		adminHost, _, _ := net.SplitHostPort(cfg.AdminListen)
 		adm := admin.New(bal, ready, admin.Access{Auth: cfg.AdminAuth, ListenHost: adminHost})
+		if auto != nil {
+			adm.ShowCertificates(auto.status)
+		}
 		st := handler.Stats()
 		adm.EnableMetrics(admin.Sources{NoRoute: st.NoRoute.Load, Shortage: st.Shortage.Load, Reclaimed: st.Reclaimed.Load,
 			RetryBuffered: st.RetryBuffered.Load, RetryBufferExhausted: st.RetryBufferExhausted.Load, Discovery: disc,
