@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"sort"
@@ -112,7 +111,7 @@ func TestEnginesAgree(t *testing.T) {
 		mu.Lock()
 		last = seen{}
 		mu.Unlock()
-		c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+		c, err := dialProxy(url)
 		if err != nil {
 			t.Fatal(err)
 		}

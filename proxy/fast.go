@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/netip"
@@ -24,12 +25,14 @@ import (
 //
 // It implements the same contract as Handler (routing, retries, passive
 // health, forwarded headers, error answers), which remains the reference
-// it is tested against; TLS, HTTP/2 and gzip are served by Handler.
+// it is tested against. It serves HTTP/1.x in TLS too (EnableTLS); HTTP/2
+// and gzip are served by Handler.
 type FastServer struct {
 	router Router
 	cfg    Config // with cfg.Timeouts resolved (withDefaults)
 	stats  *Stats
 	hooks  fastHooks
+	tls    *fastTLS // nil: plain TCP
 
 	mu       sync.Mutex
 	lns      map[net.Listener]struct{}
@@ -140,7 +143,7 @@ func (s *FastServer) Serve(ln net.Listener) error {
 			c.Close()
 			continue
 		}
-		go fc.serve()
+		go fc.start()
 	}
 }
 
@@ -159,6 +162,7 @@ func (s *FastServer) Shutdown(ctx context.Context) error {
 			c.shut(syscall.SHUT_RD) // its next read ends it; an exchange just begun still answers
 		}
 	}
+	s.shutdownH2()
 	if len(s.conns) == 0 {
 		s.closeDone()
 	}
@@ -215,7 +219,11 @@ func (s *FastServer) newConn(c net.Conn) *fastConn {
 	fc := &fastConn{s: s, c: c}
 	fc.readFn = fc.readOnce
 	fc.sessionFn = fc.session
-	fc.sock.init(rc, false)
+	fc.sock.init(rc, false) // kept over TLS too, for shut
+	if s.tls != nil {
+		fc.tc = tls.Server(c, s.tls.config)
+		fc.c = fc.tc
+	}
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
 		fc.clientIP = ap.Addr().Unmap()
 	}
@@ -321,8 +329,9 @@ type fastConn struct {
 	reclaimed, served atomic.Bool
 
 	s        *FastServer
-	c        net.Conn
-	sock     sockIO // writes to the client; reads are readOnce's
+	c        net.Conn  // the client connection: tc over TLS
+	tc       *tls.Conn // nil on a plain connection
+	sock     sockIO    // writes to a plain client; reads are readOnce's
 	clientIP netip.Addr
 	idle     atomic.Bool // waiting for a request: Shutdown may end it
 
@@ -396,6 +405,9 @@ func (c *fastConn) putState() {
 // connection has none. It waits for readability without holding a buffer
 // when none is held, which is what keeps idle connections small.
 func (c *fastConn) fill() error {
+	if c.tc != nil {
+		return c.fillTLS()
+	}
 	if c.inSession {
 		return errInSession
 	}
@@ -622,11 +634,7 @@ func (c *fastConn) writeError(status int, msg, service string, closeConn bool) {
 	if c.out == nil {
 		c.out = getBuf()
 	}
-	b := appendErrorResponse((*c.out)[:0], status, msg, service, closeConn)
-	c.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	c.sock.Write(b)
-	c.c.SetWriteDeadline(time.Time{})
-	c.wdl = time.Time{}
+	c.writeAll(appendErrorResponse((*c.out)[:0], status, msg, service, closeConn), 10*time.Second)
 }
 
 func (c *fastConn) accessLog(pool *lb.Pool, status int, tried []*lb.Peer, start time.Time) {

@@ -34,6 +34,10 @@ var errInSession = errors.New("proxy: client read inside the read session")
 // one recv. A request that needs more reads from the client (a body still
 // on its way, an upgrade) ends the session and is answered outside it.
 func (c *fastConn) serve() {
+	if c.tc != nil {
+		c.serveTLS()
+		return
+	}
 	for {
 		c.idle.Store(true)
 		if c.s.shutdown.Load() {
@@ -236,6 +240,9 @@ func (c *fastConn) armWait() {
 // without RawConn.Write's locking, as long as the socket takes everything
 // at once; the rest, if any, goes through RawConn.Write, which waits.
 func (c *fastConn) write(b []byte) (int, error) {
+	if c.tc != nil {
+		return c.writeTLS(b)
+	}
 	n := 0
 	if c.inSession {
 		for n < len(b) {

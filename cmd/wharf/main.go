@@ -172,42 +172,50 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", cfg.Listen, err)
 	}
-	// Plain HTTP/1.x goes through the fast data path; TLS (with HTTP/2) and
+	// HTTP/1.x, plain or in TLS, goes through the fast data path, and
+	// HTTP/2 (by ALPN) through the reference engine's Handler beside it;
 	// gzip through the reference engine built on net/http.
 	var srv proxy.Server
 	scheme := "http"
 	engine := "fast"
+	var tlsConfig *tls.Config
+	if cfg.TLSCert != "" {
+		certs, err := newCertReloader(cfg.TLSCert, cfg.TLSKey, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		certs.reloadOnSIGHUP(ctx)
+		tlsConfig = &tls.Config{GetCertificate: certs.get, MinVersion: tls.VersionTLS12}
+		scheme = "https"
+	}
 	switch {
-	case cfg.TLSCert != "" || cfg.Gzip:
+	case cfg.Gzip:
 		engine = "net/http"
 		if maxConns > 0 {
 			// net/http closes no idle connection to make room: at the
 			// cap, new clients wait in the backlog until one ends.
 			ln = netutil.LimitListener(ln, maxConns)
 		}
-		var entry http.Handler = handler
-		if cfg.Gzip {
-			if entry, err = proxy.Gzip(handler, cfg.GzipTypes); err != nil {
-				ln.Close()
-				return err
-			}
+		entry, err := proxy.Gzip(handler, cfg.GzipTypes)
+		if err != nil {
+			ln.Close()
+			return err
 		}
 		hs := proxy.NewServer(entry)
 		hs.ErrorLog = serverLog(log, "entry")
-		if cfg.TLSCert != "" {
-			certs, err := newCertReloader(cfg.TLSCert, cfg.TLSKey, log)
-			if err != nil {
-				ln.Close()
-				return err
-			}
-			certs.reloadOnSIGHUP(ctx)
-			hs.TLSConfig = &tls.Config{GetCertificate: certs.get, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}
+		if tlsConfig != nil {
+			tlsConfig.NextProtos = []string{"h2", "http/1.1"}
+			hs.TLSConfig = tlsConfig
 			ln = tls.NewListener(ln, hs.TLSConfig)
-			scheme = "https"
 		}
 		srv = hs
 	default:
-		srv = proxy.NewFastServer(bal, proxyCfg, handler.Stats())
+		fs := proxy.NewFastServer(bal, proxyCfg, handler.Stats())
+		if tlsConfig != nil {
+			fs.EnableTLS(tlsConfig, handler, serverLog(log, "entry"))
+		}
+		srv = fs
 	}
 
 	if cfg.AdminListen != "" {

@@ -117,10 +117,10 @@ func TestTLSWithHTTP2AndReloadOnSIGHUP(t *testing.T) {
 	}
 }
 
-// TestServerErrorsInTheLog checks that what the net/http server reports
-// (here a plain-HTTP client on the TLS port) becomes a line of wharf's JSON
-// log, not free text on stderr.
-func TestServerErrorsInTheLog(t *testing.T) {
+// TestHandshakeErrorsInTheLog checks that a failed handshake (here a
+// plain-HTTP client on the TLS port) becomes a debug line of wharf's JSON
+// log naming the client, not free text on stderr.
+func TestHandshakeErrorsInTheLog(t *testing.T) {
 	peer := testutil.NewBackend(t, "web1", nil)
 	certFile, keyFile, _ := writeCert(t, t.TempDir(), "wharf")
 	in := startWharf(t, "--upstream", peer.Addr(), "--tls-cert", certFile, "--tls-key", keyFile)
@@ -132,7 +132,7 @@ func TestServerErrorsInTheLog(t *testing.T) {
 	if !testutil.Poll(5*time.Second, func() bool { line = in.logs.Lines("debug", "TLS handshake error"); return len(line) > 0 }) {
 		t.Fatalf("no debug line about the handshake; log:\n%s", in.logs.String())
 	}
-	if line[0].Fields["server"] != "entry" {
-		t.Errorf("line %s does not name the server", line[0].Raw)
+	if client, _ := line[0].Fields["client"].(string); !strings.HasPrefix(client, "127.0.0.1:") {
+		t.Errorf("line %s does not name the client", line[0].Raw)
 	}
 }

@@ -1,0 +1,129 @@
+package proxy
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wharflb/wharf/lb"
+)
+
+// testCert makes a self-signed certificate for 127.0.0.1 and localhost
+// with key.
+func testCert(key crypto.Signer) tls.Certificate {
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "wharf test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     []string{"localhost"},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		panic(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+}
+
+// The proxies under test serve an ECDSA P-256 certificate, or an RSA one,
+// and every client of the tests trusts both.
+var (
+	ecdsaCert, rsaCert = func() (tls.Certificate, tls.Certificate) {
+		ek, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			panic(err)
+		}
+		rk, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			panic(err)
+		}
+		return testCert(ek), testCert(rk)
+	}()
+	testRoots = func() *x509.CertPool {
+		p := x509.NewCertPool()
+		p.AddCert(ecdsaCert.Leaf)
+		p.AddCert(rsaCert.Leaf)
+		return p
+	}()
+)
+
+// testTransport is an HTTP client transport that trusts the proxies'
+// certificates and speaks HTTP/1.1 in TLS, the protocol of the fast path.
+func testTransport() *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: testRoots, NextProtos: []string{"http/1.1"}}
+	tr.ForceAttemptHTTP2 = false
+	tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	return tr
+}
+
+func init() {
+	// The tests use the default client, and gorilla's default dialer, for
+	// every engine: https:// and wss:// reach the TLS one.
+	http.DefaultTransport = testTransport()
+	websocket.DefaultDialer.TLSClientConfig = &tls.Config{RootCAs: testRoots, NextProtos: []string{"http/1.1"}}
+}
+
+// tlsServerConfig is the proxies' TLS configuration in the tests: TLS 1.2
+// and 1.3, the ECDSA certificate unless the client only takes RSA.
+func tlsServerConfig() *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{ecdsaCert, rsaCert}, MinVersion: tls.VersionTLS12}
+}
+
+// startFastTLS serves the fast path over TLS for backends, with HTTP/2
+// by ALPN going to a reference Handler, and returns its https:// URL.
+func startFastTLS(t testing.TB, cfg Config, hooks fastHooks, backends ...lb.Backend) (string, *FastServer, *lb.Balancer) {
+	t.Helper()
+	return startFastWith(t, tlsServerConfig(), cfg, hooks, backends...)
+}
+
+// fastStart starts the fast path, plain or over TLS.
+type fastStart func(t testing.TB, cfg Config, hooks fastHooks, backends ...lb.Backend) (string, *FastServer, *lb.Balancer)
+
+// fastStarts are the fast path's client protocols, for the tests of the
+// fast path alone.
+var fastStarts = []struct {
+	name  string
+	start fastStart
+}{{"plain", startFast}, {"tls", startFastTLS}}
+
+func newFastTLSProxy(t testing.TB, cfg Config, backends ...lb.Backend) (string, *lb.Balancer) {
+	t.Helper()
+	url, _, bal := startFastTLS(t, cfg, fastHooks{}, backends...)
+	return url, bal
+}
+
+// dialProxy connects to the proxy at url (http:// or https://) as a raw
+// HTTP/1.1 client would, TLS handshake done.
+func dialProxy(url string) (net.Conn, error) {
+	if addr, ok := strings.CutPrefix(url, "https://"); ok {
+		return tls.DialWithDialer(&net.Dialer{Timeout: waitBound}, "tcp", addr,
+			&tls.Config{RootCAs: testRoots, NextProtos: []string{"http/1.1"}})
+	}
+	return net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+}
+
+// tcpOf is the TCP connection under c, TLS or not.
+func tcpOf(c net.Conn) *net.TCPConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		return tc.NetConn().(*net.TCPConn)
+	}
+	return c.(*net.TCPConn)
+}
