@@ -1,60 +1,32 @@
 package proxy
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wharflb/wharf/internal/testutil"
 	"github.com/wharflb/wharf/lb"
 )
-
-// testCert makes a self-signed certificate for 127.0.0.1 and localhost
-// with key.
-func testCert(key crypto.Signer) tls.Certificate {
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "wharf test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		panic(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
-}
 
 // The proxies under test serve an ECDSA P-256 certificate, or an RSA one,
 // and every client of the tests trusts both.
 var (
 	ecdsaCert, rsaCert = func() (tls.Certificate, tls.Certificate) {
-		ek, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		e, err := testutil.SelfSigned(testutil.ECDSA, "wharf test", "127.0.0.1", "localhost")
 		if err != nil {
 			panic(err)
 		}
-		rk, err := rsa.GenerateKey(rand.Reader, 2048)
+		r, err := testutil.SelfSigned(testutil.RSA, "wharf test", "127.0.0.1", "localhost")
 		if err != nil {
 			panic(err)
 		}
-		return testCert(ek), testCert(rk)
+		return e, r
 	}()
 	testRoots = func() *x509.CertPool {
 		p := x509.NewCertPool()

@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,6 +27,7 @@ import (
 	"github.com/wharflb/wharf/admin"
 	"github.com/wharflb/wharf/discovery"
 	"github.com/wharflb/wharf/health"
+	"github.com/wharflb/wharf/internal/tlscert"
 	"github.com/wharflb/wharf/lb"
 	"github.com/wharflb/wharf/proxy"
 )
@@ -179,14 +179,18 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 	scheme := "http"
 	engine := "fast"
 	var tlsConfig *tls.Config
-	if cfg.TLSCert != "" {
-		certs, err := newCertReloader(cfg.TLSCert, cfg.TLSKey, log)
+	if cfg.TLS() {
+		src := tlscert.Source{Dir: cfg.TLSDir}
+		for i := range cfg.TLSCerts {
+			src.Pairs = append(src.Pairs, tlscert.Pair{Cert: cfg.TLSCerts[i], Key: cfg.TLSKeys[i]})
+		}
+		certs, err := tlscert.NewStore(src)
 		if err != nil {
 			ln.Close()
-			return err
+			return fmt.Errorf("--tls-cert/--tls-key/--tls-dir: %w", err)
 		}
-		certs.reloadOnSIGHUP(ctx)
-		tlsConfig = &tls.Config{GetCertificate: certs.get, MinVersion: tls.VersionTLS12}
+		reloadOnSIGHUP(ctx, certs, log)
+		tlsConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12}
 		scheme = "https"
 	}
 	switch {
@@ -216,6 +220,23 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 			fs.EnableTLS(tlsConfig, handler, serverLog(log, "entry"))
 		}
 		srv = fs
+	}
+
+	if cfg.RedirectHTTP != "" {
+		rln, err := net.Listen("tcp", cfg.RedirectHTTP)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("--redirect-http %s: %w", cfg.RedirectHTTP, err)
+		}
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		rs := proxy.NewServer(proxy.RedirectHTTPS(port))
+		rs.ErrorLog = serverLog(log, "redirect")
+		go func() {
+			if err := proxy.Serve(ctx, rs, rln, cfg.ShutdownTimeout); err != nil {
+				log.Error().Err(err).Msg("--redirect-http listener stopped")
+			}
+		}()
+		log.Info().Str("listen", "http://"+rln.Addr().String()).Msg("redirecting to https")
 	}
 
 	if cfg.AdminListen != "" {
@@ -291,37 +312,11 @@ func swarmMode(ctx context.Context, cli *client.Client, mode, netName string, lo
 	return false, nil
 }
 
-// certReloader serves the certificate pair from disk and reloads it on
-// SIGHUP without dropping connections.
-type certReloader struct {
-	certFile, keyFile string
-	cert              atomic.Pointer[tls.Certificate]
-	log               zerolog.Logger
-}
-
-func newCertReloader(certFile, keyFile string, log zerolog.Logger) (*certReloader, error) {
-	c := &certReloader{certFile: certFile, keyFile: keyFile, log: log}
-	if err := c.load(); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-func (c *certReloader) load() error {
-	cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
-	if err != nil {
-		return fmt.Errorf("--tls-cert %s / --tls-key %s: %w", c.certFile, c.keyFile, err)
-	}
-	c.cert.Store(&cert)
-	return nil
-}
-
-func (c *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.cert.Load(), nil }
-
 // reloadOnSIGHUP subscribes to SIGHUP before it returns (so a signal sent
-// right after cannot kill the process) and reloads in the background until
-// ctx is done.
-func (c *certReloader) reloadOnSIGHUP(ctx context.Context) {
+// right after cannot kill the process) and reloads the certificates in
+// the background until ctx is done. A reload that fails keeps the
+// certificates in force and logs one error naming the file.
+func reloadOnSIGHUP(ctx context.Context, certs *tlscert.Store, log zerolog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
@@ -331,11 +326,12 @@ func (c *certReloader) reloadOnSIGHUP(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				if err := c.load(); err != nil {
-					c.log.Error().Err(err).Msg("certificate not reloaded; keeping the previous one")
+				set, err := certs.Reload()
+				if err != nil {
+					log.Error().Err(err).Msg("certificates not reloaded; keeping the previous ones")
 					continue
 				}
-				c.log.Info().Str("cert", c.certFile).Msg("certificate reloaded")
+				log.Info().Int("certificates", set.Len()).Msg("certificates reloaded")
 			}
 		}
 	}()
