@@ -29,6 +29,7 @@ type config struct {
 	AccessLog           bool
 	TLSCerts, TLSKeys   []string // in pairs, in order
 	TLSDir              string
+	TLSSessionTickets   bool
 	RedirectHTTP        string
 	Gzip                bool
 	GzipTypes           []string
@@ -84,6 +85,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	fs.Func("tls-cert", "certificate file (PEM), repeatable or comma-separated, each with its --tls-key in the same order: the entry point serves TLS (HTTP/1.1 and HTTP/2), the certificate chosen by the name the client asks for", fileList(&c.TLSCerts))
 	fs.Func("tls-key", "private key file (PEM) of the --tls-cert in the same place, repeatable or comma-separated", fileList(&c.TLSKeys))
 	fs.StringVar(&c.TLSDir, "tls-dir", "", "directory of certificates served like --tls-cert: NAME.crt with NAME.key, and NAME/fullchain.pem with NAME/privkey.pem (certbot's live/)")
+	fs.BoolVar(&c.TLSSessionTickets, "tls-session-tickets", true, "let TLS clients resume sessions from tickets (keys rotated daily by Go's crypto/tls); false makes every new connection a full handshake (nginx ssl_session_tickets)")
 	fs.StringVar(&c.RedirectHTTP, "redirect-http", "", "plain HTTP listener (e.g. :80) answering every request with a permanent redirect to https on --listen's port")
 	fs.BoolVar(&c.Gzip, "gzip", false, "gzip answers of --gzip-types for clients that accept it")
 	c.GzipTypes = proxy.DefaultGzipTypes

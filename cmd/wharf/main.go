@@ -190,7 +190,8 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 			return fmt.Errorf("--tls-cert/--tls-key/--tls-dir: %w", err)
 		}
 		reloadOnSIGHUP(ctx, certs, log)
-		tlsConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12}
+		tlsConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12,
+			SessionTicketsDisabled: !cfg.TLSSessionTickets}
 		scheme = "https"
 	}
 	switch {

@@ -206,3 +206,31 @@ func TestRedirectHTTP(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionTicketsFlag: a returning client resumes its TLS session by
+// default, and makes a full handshake with --tls-session-tickets=false.
+func TestSessionTicketsFlag(t *testing.T) {
+	peer := testutil.NewBackend(t, "web1", nil)
+	certFile, keyFile, _ := writeCert(t, t.TempDir(), "wharf")
+	for _, tickets := range []bool{true, false} {
+		in := startWharf(t, "--upstream", peer.Addr(), "--tls-cert", certFile, "--tls-key", keyFile, fmt.Sprintf("--tls-session-tickets=%v", tickets))
+		addr := strings.TrimPrefix(in.url, "http://")
+		cache := tls.NewLRUClientSessionCache(4)
+		resumed := false
+		for range 2 {
+			client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+				TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ClientSessionCache: cache}}}
+			res, err := client.Get("https://" + addr + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, res.Body) // a TLS 1.3 ticket comes after the handshake
+			res.Body.Close()
+			resumed = res.TLS.DidResume
+			client.CloseIdleConnections()
+		}
+		if resumed != tickets {
+			t.Errorf("--tls-session-tickets=%v: the second connection resumed: %v", tickets, resumed)
+		}
+	}
+}
