@@ -3,27 +3,28 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"io"
 	stdlog "log"
+	"net"
 	"net/http"
 	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/http2"
-
-	"github.com/wharflb/wharf/proxy/internal/httpwire"
 )
 
 // The client side of a fast-path connection is read and written through
-// two methods, fill and write (with writeAll for wharf's own answers):
+// the read session (session.go) and two methods, fill and write:
 // everything above them, the request flow from parsing a head to relaying
 // the answer, is the same over plain TCP and over TLS. Below them, a plain
-// connection reads with recv(2) on its descriptor, inside a read session
-// that answers whole requests without leaving the poller (session.go); a
-// TLS connection reads and writes through its *tls.Conn, which must see
-// every byte of the socket, so it has no read session: serveTLS is its
-// request loop.
+// connection reads with recv(2) on its descriptor and a TLS connection
+// through its *tls.Conn, which reads the descriptor the same way through
+// tlsSocket: inside the read session, a read that would wait tells
+// crypto/tls so without waiting (a temporary error, after which it keeps
+// what it has), the session waits for readability in the runtime's
+// poller, and reads on. So a request in TLS costs the system calls a
+// plain one does: one recv, one send.
 
 // fastTLS is what a FastServer needs to serve its listeners over TLS.
 type fastTLS struct {
@@ -92,49 +93,6 @@ func (c *fastConn) start() {
 	c.serve()
 }
 
-// serveTLS is serve's request loop over TLS. A request head costs a Read
-// of the *tls.Conn, which decrypts what the socket holds.
-func (c *fastConn) serveTLS() {
-	for {
-		c.idle.Store(true)
-		if c.s.shutdown.Load() {
-			break
-		}
-		err := c.parseHead()
-		if err == httpwire.ErrNeedMore {
-			c.armWait()
-			if err = c.fill(); err == nil {
-				c.idle.Store(false)
-				c.idleLong = false
-				continue
-			}
-			if c.wait == waitHandoff && errors.Is(err, os.ErrDeadlineExceeded) && c.r == c.w {
-				if h := c.s.hooks.handoff; h != nil {
-					h()
-				}
-				// Waiting longer holds no buffer (see fill).
-				c.releaseIdle()
-				go c.waitIdle()
-				return
-			}
-		}
-		if err != nil {
-			var perr *httpwire.Error
-			if errors.As(err, &perr) {
-				c.writeError(perr.Status(), perr.Error(), "", true)
-			}
-			break
-		}
-		c.wait = waitNone
-		c.idle.Store(false)
-		if !c.exchange() || c.s.shutdown.Load() {
-			break
-		}
-		c.releaseIdle()
-	}
-	c.close()
-}
-
 // handshake runs the TLS handshake within Timeouts.TLSHandshake. The
 // connection counts against Config.MaxConns from its accept, and until
 // its first request it is among the first an accept loop at the cap
@@ -151,6 +109,7 @@ func (c *fastConn) handshake() bool {
 	}
 	c.c.SetWriteDeadline(time.Time{})
 	c.rdl = dl // still set; armWait moves it
+	c.sockTLS.h1 = true
 	return true
 }
 
@@ -165,23 +124,9 @@ func (c *fastConn) serveH2() {
 	c.close()
 }
 
-// fillTLS is fill over TLS. A connection that has been idle for
-// Timeouts.idleHandoff waits for its next request without a buffer: it
-// reads the first byte alone, and takes a buffer for the rest, which the
-// *tls.Conn holds decrypted meanwhile.
+// fillTLS is fill over TLS, outside the read session.
 func (c *fastConn) fillTLS() error {
 	if c.in == nil {
-		if c.idleLong {
-			var one [1]byte
-			n, err := c.tc.Read(one[:])
-			if n == 0 {
-				return readError(err)
-			}
-			c.in = getBuf()
-			(*c.in)[0] = one[0]
-			c.r, c.w = 0, 1
-			return nil
-		}
 		c.in = getBuf()
 		c.r, c.w = 0, 0
 	}
@@ -190,27 +135,135 @@ func (c *fastConn) fillTLS() error {
 	if n > 0 {
 		return nil // an error comes again at the next read
 	}
-	return readError(err)
-}
-
-// readError is the error of a read that returned no bytes.
-func readError(err error) error {
 	if err == nil {
-		return io.ErrNoProgress
+		err = io.ErrNoProgress
 	}
 	return err
 }
 
-// writeTLS is write over TLS. A *tls.Conn whose write failed, timeout
-// included, stays failed, so the limit cannot be a window renewed by
-// progress as on a plain connection: each write, at most a buffer of
-// answer, must be taken whole within Timeouts.ClientSend.
-func (c *fastConn) writeTLS(b []byte) (int, error) {
-	if want, move := lazyDeadline(c.wdl, time.Now(), c.s.cfg.Timeouts.ClientSend); move {
-		c.c.SetWriteDeadline(want)
-		c.wdl = want
+// readOnceTLS is readOnce over TLS: it reads what the *tls.Conn has or
+// can read without waiting into c.in, leaving the count or the error in
+// c.sock's n and err, and returns false when there is nothing to read
+// yet, having given back a buffer that holds nothing.
+func (c *fastConn) readOnceTLS() bool {
+	if c.in == nil {
+		c.in = getBuf()
+		c.r, c.w = 0, 0
 	}
-	return c.tc.Write(b)
+	c.sockTLS.drained = false
+	n, err := c.tc.Read((*c.in)[c.w:])
+	if n > 0 {
+		c.sock.n = n
+		return true
+	}
+	if err == errWouldBlock {
+		if h := c.s.hooks.wait; h != nil {
+			h((*c.in)[c.r:c.w], false)
+		}
+		if c.r == c.w {
+			putBuf(c.in)
+			c.in = nil
+		}
+		return false
+	}
+	if err != io.EOF {
+		c.sock.err = err
+	}
+	return true
+}
+
+// tlsSocket is the TCP connection under a client's *tls.Conn. Inside the
+// read session it reads with recv(2) and never waits, and it keeps track
+// of the TLS records it passes on, so that the session knows when
+// crypto/tls holds nothing more to decrypt (drained). Once the handshake
+// is done and the connection serves HTTP/1.1 (h1), it writes as a plain
+// connection does (fastConn.writeSocket).
+type tlsSocket struct {
+	net.Conn
+	c  *fastConn
+	h1 bool
+
+	// The last read in the session left the socket empty and passed on
+	// exactly the end of one record: crypto/tls, having decrypted it,
+	// holds nothing, and what comes next the poller will report.
+	drained bool
+
+	// Where the byte stream is in the TLS record framing: hdr holds hdrN
+	// bytes of a record header, or body bytes of a record are still to
+	// come.
+	hdr  [5]byte
+	hdrN int
+	body int
+}
+
+// errWouldBlock is what tlsSocket.Read returns in the read session when
+// the socket has nothing: crypto/tls passes on a temporary net.Error
+// without failing the connection, keeping the bytes it has.
+var errWouldBlock net.Error = wouldBlock{}
+
+type wouldBlock struct{}
+
+func (wouldBlock) Error() string   { return "proxy: nothing to read yet" }
+func (wouldBlock) Timeout() bool   { return false }
+func (wouldBlock) Temporary() bool { return true }
+
+func (s *tlsSocket) Read(b []byte) (int, error) {
+	c := s.c
+	if !c.inSession {
+		n, err := s.Conn.Read(b)
+		s.track(b[:n])
+		return n, err
+	}
+	for {
+		n, errno := recv(c.fd, b)
+		switch errno {
+		case 0:
+			if n == 0 {
+				return 0, io.EOF
+			}
+			ends := s.track(b[:n])
+			s.drained = n < len(b) && ends == 1 && s.hdrN == 0 && s.body == 0
+			return n, nil
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return 0, errWouldBlock
+		}
+		return 0, os.NewSyscallError("recvfrom", errno)
+	}
+}
+
+// track follows the record framing over p, the next bytes of the
+// stream, and returns how many records end in it.
+func (s *tlsSocket) track(p []byte) (ends int) {
+	for len(p) > 0 {
+		if s.body > 0 {
+			k := min(s.body, len(p))
+			s.body -= k
+			p = p[k:]
+			if s.body == 0 {
+				ends++
+			}
+			continue
+		}
+		k := copy(s.hdr[s.hdrN:], p)
+		s.hdrN += k
+		p = p[k:]
+		if s.hdrN == len(s.hdr) {
+			s.hdrN = 0
+			if s.body = int(s.hdr[3])<<8 | int(s.hdr[4]); s.body == 0 {
+				ends++
+			}
+		}
+	}
+	return ends
+}
+
+func (s *tlsSocket) Write(b []byte) (int, error) {
+	if s.h1 {
+		return s.c.writeSocket(b)
+	}
+	return s.Conn.Write(b)
 }
 
 // writeAll writes one of wharf's own answers whole, within d.

@@ -180,3 +180,82 @@ func TestTLSUntrustedClientFails(t *testing.T) {
 		t.Fatalf("after a failed handshake: %d %q", status, body)
 	}
 }
+
+// heldConn holds what is written to it while hold is set, to send it in
+// one write, or in pieces, when told.
+type heldConn struct {
+	net.Conn
+	hold bool
+	buf  []byte
+}
+
+func (h *heldConn) Write(p []byte) (int, error) {
+	if h.hold {
+		h.buf = append(h.buf, p...)
+		return len(p), nil
+	}
+	return h.Conn.Write(p)
+}
+
+// send writes n bytes of what is held (all when n < 0).
+func (h *heldConn) send(t *testing.T, n int) {
+	t.Helper()
+	if n < 0 || n > len(h.buf) {
+		n = len(h.buf)
+	}
+	if _, err := h.Conn.Write(h.buf[:n]); err != nil {
+		t.Fatal(err)
+	}
+	h.buf = h.buf[n:]
+}
+
+// TestTLSRecordsInPieces: requests reach the fast path in TLS records
+// however TCP cuts them: two records in one segment, each answered (the
+// second is decrypted from what crypto/tls holds, not awaited from the
+// socket), and one record in two segments, answered once whole.
+func TestTLSRecordsInPieces(t *testing.T) {
+	be := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok "+r.URL.Path) })
+	waits := make(chan struct{}, 64)
+	hooks := fastHooks{wait: func([]byte, bool) {
+		select {
+		case waits <- struct{}{}:
+		default:
+		}
+	}}
+	// No hand-over to waitIdle within the test: it would read the socket
+	// anew, and hide a wait for bytes that crypto/tls already holds.
+	url, _, _ := startFastTLS(t, Config{Timeouts: Timeouts{ClientIdle: time.Hour, idleHandoff: time.Hour}}, hooks, be.backend(1))
+	raw, err := net.Dial("tcp", strings.TrimPrefix(url, "https://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(waitBound))
+	hc := &heldConn{Conn: raw}
+	c := tls.Client(hc, &tls.Config{RootCAs: testRoots, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
+	if err := c.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	rc := &rawClient{c, bufio.NewReader(c)}
+	answer := func(path string) {
+		t.Helper()
+		if got := rc.read(t); got != "200 ok "+path {
+			t.Fatalf("%s: %q", path, got)
+		}
+	}
+	hc.hold = true
+	rc.send(t, "/one") // a record each
+	rc.send(t, "/two")
+	hc.send(t, -1)
+	answer("/one")
+	answer("/two")
+
+	rc.send(t, "/three")
+	for len(waits) > 0 { // waits before /three was sent
+		<-waits
+	}
+	hc.send(t, 10) // the record header and a little
+	await(t, waits, "the proxy waiting for the rest of the record")
+	hc.send(t, -1)
+	answer("/three")
+}

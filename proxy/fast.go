@@ -221,7 +221,8 @@ func (s *FastServer) newConn(c net.Conn) *fastConn {
 	fc.sessionFn = fc.session
 	fc.sock.init(rc, false) // kept over TLS too, for shut
 	if s.tls != nil {
-		fc.tc = tls.Server(c, s.tls.config)
+		fc.sockTLS = &tlsSocket{Conn: c, c: fc}
+		fc.tc = tls.Server(fc.sockTLS, s.tls.config)
 		fc.c = fc.tc
 	}
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
@@ -329,9 +330,10 @@ type fastConn struct {
 	reclaimed, served atomic.Bool
 
 	s        *FastServer
-	c        net.Conn  // the client connection: tc over TLS
-	tc       *tls.Conn // nil on a plain connection
-	sock     sockIO    // writes to a plain client; reads are readOnce's
+	c        net.Conn   // the client connection: tc over TLS
+	tc       *tls.Conn  // nil on a plain connection
+	sockTLS  *tlsSocket // under tc
+	sock     sockIO     // writes to a plain client; reads are readOnce's
 	clientIP netip.Addr
 	idle     atomic.Bool // waiting for a request: Shutdown may end it
 
