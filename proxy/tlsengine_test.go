@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -57,6 +58,21 @@ func init() {
 // and 1.3, the ECDSA certificate unless the client only takes RSA.
 func tlsServerConfig() *tls.Config {
 	return &tls.Config{Certificates: []tls.Certificate{ecdsaCert, rsaCert}, MinVersion: tls.VersionTLS12}
+}
+
+// newProxyTLS is newProxy over TLS: net/http's server with the reference
+// Handler, HTTP/1.1 only.
+func newProxyTLS(t testing.TB, cfg Config, backends ...lb.Backend) (string, *lb.Balancer) {
+	t.Helper()
+	bal := lb.New(lb.OnRemove(ClosePeer))
+	bal.Update("test", backends)
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Config = NewServer(NewHandler(bal, cfg))
+	srv.TLS = tlsServerConfig()
+	srv.TLS.NextProtos = []string{"http/1.1"}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv.URL, bal
 }
 
 // startFastTLS serves the fast path over TLS for backends, with HTTP/2
