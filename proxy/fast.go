@@ -522,6 +522,11 @@ func (c *fastConn) releaseIdle() {
 }
 
 func (c *fastConn) close() {
+	if c.sockTLS != nil {
+		// The close_notify goes out within the 5 s crypto/tls allows
+		// it, not within another send timeout.
+		c.sockTLS.h1 = false
+	}
 	c.c.Close()
 	c.putState()
 	if c.in != nil {
