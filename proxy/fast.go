@@ -407,11 +407,11 @@ func (c *fastConn) putState() {
 // connection has none. It waits for readability without holding a buffer
 // when none is held, which is what keeps idle connections small.
 func (c *fastConn) fill() error {
-	if c.tc != nil {
-		return c.fillTLS()
-	}
 	if c.inSession {
 		return errInSession
+	}
+	if c.tc != nil {
+		return c.fillTLS()
 	}
 	// readOnce leaves its result in c.sock's n and err, which no write is
 	// using meanwhile.

@@ -131,6 +131,8 @@ func (c *fastConn) session(fd uintptr) bool {
 		if c.s.shutdown.Load() {
 			return true
 		}
+		// Over TLS, crypto/tls may also hold more records than the one
+		// just read, unless the socket gave exactly one (see tlsSocket).
 		if c.in != nil || c.full || c.tc != nil && !c.sockTLS.drained {
 			continue // more is here, or may be: parse and read before waiting
 		}
