@@ -2,15 +2,22 @@
 # bench/run.sh: wharf, nginx and HAProxy side by side, in front of the same
 # three webtest backends, all on 127.0.0.1.
 #
-#   bench/run.sh            full run (10-12 minutes): wrk at 64 and 512
-#                           connections, 5 interleaved runs of 10 s per proxy,
-#                           then 15,000 idle keep-alive connections to each
+#   bench/run.sh            full run (16-20 minutes): wrk at 64 and 512
+#                           connections, at 64 over https and at 32 over https
+#                           with a handshake per request, 5 interleaved runs
+#                           of 10 s per proxy, then 15,000 idle keep-alive
+#                           connections to each
 #   bench/run.sh --quick    smoke test (about 1 minute): 1 run of 2 s, 5 s hold
 #
 # Options:
 #   --runs R          measured runs per proxy and concurrency (default 5)
 #   --duration D      length of one wrk run, e.g. 10s (default 10s)
-#   --conc LIST       wrk connection counts (default 64,512)
+#   --conc LIST       wrk connection counts over HTTP (default 64,512; '' for none)
+#   --tls-conc LIST   wrk connection counts over https, keep-alive (default 64;
+#                     '' for none)
+#   --handshake-conc LIST  wrk connection counts over https with
+#                     "Connection: close", a full TLS handshake per request
+#                     (default 32; '' for none)
 #   --conns N         idle connections per proxy (default 15000; 0 skips)
 #   --hold D          how long they are held (default 30s)
 #   --no-throughput   only the idle-connection test
@@ -31,13 +38,15 @@ export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
 SCRIPT=run.sh
 . bench/lib.sh
 
-QUICK=0 RUNS="" DURATION="" CONC="64,512" CONNS=15000 HOLD="" THROUGHPUT=1
+QUICK=0 RUNS="" DURATION="" CONC="64,512" TLSCONC="64" HSCONC="32" CONNS=15000 HOLD="" THROUGHPUT=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
     --runs) RUNS=$2; shift ;;
     --duration) DURATION=$2; shift ;;
     --conc) CONC=$2; shift ;;
+    --tls-conc) TLSCONC=$2; shift ;;
+    --handshake-conc) HSCONC=$2; shift ;;
     --conns) CONNS=$2; shift ;;
     --hold) HOLD=$2; shift ;;
     --no-throughput) THROUGHPUT=0 ;;
@@ -112,18 +121,29 @@ go build -o "$TMP/benchrun" ./bench/cmd/benchrun
 hard=$(ulimit -Hn)
 if [ "$hard" = unlimited ] || [ "$hard" -ge 20000 ]; then ulimit -n 20000; else ulimit -n "$hard"; fi
 
-mapfile -t PORTS < <("$TMP/benchrun" --free-ports 6)
+mapfile -t PORTS < <("$TMP/benchrun" --free-ports 9)
 B1=${PORTS[0]} B2=${PORTS[1]} B3=${PORTS[2]}
 declare -A PORT=([wharf]=${PORTS[3]} [nginx]=${PORTS[4]} [haproxy]=${PORTS[5]})
+# The TLS listeners: nginx and HAProxy serve both from one process; wharf,
+# which has one --listen, runs a second process (wharf-tls) for them.
+declare -A TLSPORT=([wharf]=${PORTS[6]} [nginx]=${PORTS[7]} [haproxy]=${PORTS[8]})
+PORT[wharf-tls]=${TLSPORT[wharf]}
 
-render() { # render TEMPLATE OUT PORT
+# One ECDSA P-256 certificate for all three, made for this run.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+  -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+  -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null || die "openssl could not make a certificate"
+cat "$TMP/cert.pem" "$TMP/key.pem" >"$TMP/haproxy.pem"
+chmod 644 "$TMP/key.pem" "$TMP/haproxy.pem" # nginx workers may run as nobody; the key is this run's only
+
+render() { # render TEMPLATE OUT PORT TLSPORT
   local user=""
   [ "$(id -u)" -eq 0 ] && user="user nobody $(id -gn nobody 2>/dev/null || echo nogroup);"
-  sed -e "s|@TMP@|$TMP|g" -e "s|@PORT@|$3|g" -e "s|@USER@|$user|g" \
+  sed -e "s|@TMP@|$TMP|g" -e "s|@PORT@|$3|g" -e "s|@TLSPORT@|$4|g" -e "s|@USER@|$user|g" \
     -e "s|@BACKEND1@|$B1|g" -e "s|@BACKEND2@|$B2|g" -e "s|@BACKEND3@|$B3|g" "$1" >"$2"
 }
-render bench/nginx.conf "$TMP/nginx.conf" "${PORT[nginx]}"
-render bench/haproxy.cfg "$TMP/haproxy.cfg" "${PORT[haproxy]}"
+render bench/nginx.conf "$TMP/nginx.conf" "${PORT[nginx]}" "${TLSPORT[nginx]}"
+render bench/haproxy.cfg "$TMP/haproxy.cfg" "${PORT[haproxy]}" "${TLSPORT[haproxy]}"
 nginx -t -q -p "$TMP/" -e "$TMP/nginx-error.log" -c "$TMP/nginx.conf" || die "bad nginx config"
 haproxy -c -q -f "$TMP/haproxy.cfg" || die "bad haproxy config"
 
@@ -133,6 +153,14 @@ start_proxy() { # start_proxy NAME
     wharf)
       "$TMP/wharf" --listen "127.0.0.1:$port" --admin-listen '' \
         --upstream "127.0.0.1:$B1" --upstream "127.0.0.1:$B2" --upstream "127.0.0.1:$B3" \
+        --log-level error --shutdown-timeout 1s >>"$log" 2>&1 &
+      ;;
+    wharf-tls)
+      # Session tickets off, as nginx's and HAProxy's session caches and
+      # tickets are: every new connection is a full handshake everywhere.
+      "$TMP/wharf" --listen "127.0.0.1:$port" --admin-listen '' \
+        --upstream "127.0.0.1:$B1" --upstream "127.0.0.1:$B2" --upstream "127.0.0.1:$B3" \
+        --tls-cert "$TMP/cert.pem" --tls-key "$TMP/key.pem" --tls-session-tickets=false \
         --log-level error --shutdown-timeout 1s >>"$log" 2>&1 &
       ;;
     nginx) nginx -p "$TMP/" -e "$TMP/nginx-error.log" -c "$TMP/nginx.conf" >>"$log" 2>&1 & ;;
@@ -157,21 +185,31 @@ proxy_args() {
   local p
   for p in "${PROXIES[@]}"; do printf -- '--proxy\n%s=127.0.0.1:%s,pid=%s\n' "$p" "${PORT[$p]}" "${PID[$p]}"; done
 }
+tls_proxy_args() {
+  printf -- '--tls-proxy\nwharf=127.0.0.1:%s,pid=%s\n' "${TLSPORT[wharf]}" "${PID[wharf-tls]}"
+  local p
+  for p in nginx haproxy; do printf -- '--tls-proxy\n%s=127.0.0.1:%s,pid=%s\n' "$p" "${TLSPORT[$p]}" "${PID[$p]}"; done
+}
 
 common=(--wrk "$(command -v wrk)" --wharf-bin "$TMP/wharf" --out bench/results)
 rev=$(git describe --always --dirty 2>/dev/null || true)
 [ -n "$rev" ] && common+=(--wharf-rev "$rev")
 [ $QUICK = 1 ] && common+=(--quick)
 [ -n "$HOLD" ] && common+=(--hold "$HOLD")
-echo "run.sh: backends on 127.0.0.1:$B1,$B2,$B3; wharf :${PORT[wharf]}, nginx :${PORT[nginx]}, haproxy :${PORT[haproxy]}" >&2
+echo "run.sh: backends on 127.0.0.1:$B1,$B2,$B3; wharf :${PORT[wharf]} (TLS :${TLSPORT[wharf]}), nginx :${PORT[nginx]} (TLS :${TLSPORT[nginx]}), haproxy :${PORT[haproxy]} (TLS :${TLSPORT[haproxy]})" >&2
 
 if [ $THROUGHPUT = 1 ]; then
   start_all
-  args=("${common[@]}" --conc "$CONC" --backend-pids "$(IFS=,; echo "${BPIDS[*]}")")
+  args=("${common[@]}" --conc "$CONC" --tls-conc "$TLSCONC" --handshake-conc "$HSCONC" --backend-pids "$(IFS=,; echo "${BPIDS[*]}")")
   [ -n "$RUNS" ] && args+=(--runs "$RUNS")
   [ -n "$DURATION" ] && args+=(--duration "$DURATION")
   mapfile -t pargs < <(proxy_args)
+  if [ -n "$TLSCONC$HSCONC" ]; then
+    start_proxy wharf-tls
+    mapfile -t -O "${#pargs[@]}" pargs < <(tls_proxy_args)
+  fi
   "$TMP/benchrun" "${args[@]}" "${pargs[@]}"
+  [ -n "${PID[wharf-tls]:-}" ] && stop_proxy wharf-tls
   stop_all
   echo
 fi

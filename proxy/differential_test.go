@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"sort"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/wharflb/wharf/lb"
 )
 
 // seen is what a peer received, normalized for comparison.
@@ -112,7 +113,7 @@ func TestEnginesAgree(t *testing.T) {
 		mu.Lock()
 		last = seen{}
 		mu.Unlock()
-		c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+		c, err := dialProxy(url)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,33 +158,40 @@ func TestEnginesAgree(t *testing.T) {
 		name     string
 		prefixes []netip.Prefix
 	}{{"untrusted", nil}, {"trusted", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8")}}} {
-		refURL, _ := engines[0].start(t, Config{TrustedProxies: trust.prefixes}, peer.backend(1))
-		fastURL, _ := engines[1].start(t, Config{TrustedProxies: trust.prefixes}, peer.backend(1))
-		for _, rq := range requests {
-			t.Run(trust.name+"/"+rq.name, func(t *testing.T) {
-				ref, fast := run(t, refURL, rq.raw), run(t, fastURL, rq.raw)
-				// The two engines answer 100 Continue at different moments
-				// (net/http when the body is first read, the fast path before
-				// reading it); both must send at most one.
-				if fmt.Sprint(without100(ref.interimStatuses)) != fmt.Sprint(without100(fast.interimStatuses)) ||
-					len(ref.interimStatuses) > 2 || len(fast.interimStatuses) > 2 {
-					t.Errorf("interim answers: reference %v fast %v", ref.interimStatuses, fast.interimStatuses)
-				}
-				if rq.name == "early hints" && fmt.Sprint(without100(fast.interimStatuses)) != "[103]" {
-					t.Errorf("103 Early Hints not passed on: %v", fast.interimStatuses)
-				}
-				ref.interimStatuses, fast.interimStatuses = nil, nil
-				// nginx's underscores_in_headers off: no engine forwards
-				// a name a WSGI server would read as another.
-				for _, l := range strings.Split(fast.peer.Headers, "\n") {
-					if name, _, _ := strings.Cut(l, ":"); strings.Contains(name, "_") {
-						t.Errorf("%s reached the peer", name)
+		// Over plain HTTP, and over TLS: the reference engine behind
+		// net/http's TLS against the fast path's.
+		for _, pair := range []struct {
+			name      string
+			ref, fast func(t testing.TB, cfg Config, backends ...lb.Backend) (string, *lb.Balancer)
+		}{{"plain", engines[0].start, engines[1].start}, {"tls", newProxyTLS, newFastTLSProxy}} {
+			refURL, _ := pair.ref(t, Config{TrustedProxies: trust.prefixes}, peer.backend(1))
+			fastURL, _ := pair.fast(t, Config{TrustedProxies: trust.prefixes}, peer.backend(1))
+			for _, rq := range requests {
+				t.Run(pair.name+"/"+trust.name+"/"+rq.name, func(t *testing.T) {
+					ref, fast := run(t, refURL, rq.raw), run(t, fastURL, rq.raw)
+					// The two engines answer 100 Continue at different moments
+					// (net/http when the body is first read, the fast path before
+					// reading it); both must send at most one.
+					if fmt.Sprint(without100(ref.interimStatuses)) != fmt.Sprint(without100(fast.interimStatuses)) ||
+						len(ref.interimStatuses) > 2 || len(fast.interimStatuses) > 2 {
+						t.Errorf("interim answers: reference %v fast %v", ref.interimStatuses, fast.interimStatuses)
 					}
-				}
-				if fmt.Sprint(ref) != fmt.Sprint(fast) {
-					t.Errorf("engines differ\nreference: %+v\nfast:      %+v", ref, fast)
-				}
-			})
+					if rq.name == "early hints" && fmt.Sprint(without100(fast.interimStatuses)) != "[103]" {
+						t.Errorf("103 Early Hints not passed on: %v", fast.interimStatuses)
+					}
+					ref.interimStatuses, fast.interimStatuses = nil, nil
+					// nginx's underscores_in_headers off: no engine forwards
+					// a name a WSGI server would read as another.
+					for _, l := range strings.Split(fast.peer.Headers, "\n") {
+						if name, _, _ := strings.Cut(l, ":"); strings.Contains(name, "_") {
+							t.Errorf("%s reached the peer", name)
+						}
+					}
+					if fmt.Sprint(ref) != fmt.Sprint(fast) {
+						t.Errorf("engines differ\nreference: %+v\nfast:      %+v", ref, fast)
+					}
+				})
+			}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/netip"
@@ -24,12 +25,14 @@ import (
 //
 // It implements the same contract as Handler (routing, retries, passive
 // health, forwarded headers, error answers), which remains the reference
-// it is tested against; TLS, HTTP/2 and gzip are served by Handler.
+// it is tested against. It serves HTTP/1.x in TLS too (EnableTLS); HTTP/2
+// and gzip are served by Handler.
 type FastServer struct {
 	router Router
 	cfg    Config // with cfg.Timeouts resolved (withDefaults)
 	stats  *Stats
 	hooks  fastHooks
+	tls    *fastTLS // nil: plain TCP
 
 	mu       sync.Mutex
 	lns      map[net.Listener]struct{}
@@ -140,7 +143,7 @@ func (s *FastServer) Serve(ln net.Listener) error {
 			c.Close()
 			continue
 		}
-		go fc.serve()
+		go fc.start()
 	}
 }
 
@@ -159,6 +162,7 @@ func (s *FastServer) Shutdown(ctx context.Context) error {
 			c.shut(syscall.SHUT_RD) // its next read ends it; an exchange just begun still answers
 		}
 	}
+	s.shutdownH2()
 	if len(s.conns) == 0 {
 		s.closeDone()
 	}
@@ -215,7 +219,12 @@ func (s *FastServer) newConn(c net.Conn) *fastConn {
 	fc := &fastConn{s: s, c: c}
 	fc.readFn = fc.readOnce
 	fc.sessionFn = fc.session
-	fc.sock.init(rc, false)
+	fc.sock.init(rc, false) // kept over TLS too, for shut
+	if s.tls != nil {
+		fc.sockTLS = &tlsSocket{Conn: c, c: fc}
+		fc.tc = tls.Server(fc.sockTLS, s.tls.config)
+		fc.c = fc.tc
+	}
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
 		fc.clientIP = ap.Addr().Unmap()
 	}
@@ -321,8 +330,10 @@ type fastConn struct {
 	reclaimed, served atomic.Bool
 
 	s        *FastServer
-	c        net.Conn
-	sock     sockIO // writes to the client; reads are readOnce's
+	c        net.Conn   // the client connection: tc over TLS
+	tc       *tls.Conn  // nil on a plain connection
+	sockTLS  *tlsSocket // under tc
+	sock     sockIO     // writes to a plain client; reads are readOnce's
 	clientIP netip.Addr
 	idle     atomic.Bool // waiting for a request: Shutdown may end it
 
@@ -398,6 +409,9 @@ func (c *fastConn) putState() {
 func (c *fastConn) fill() error {
 	if c.inSession {
 		return errInSession
+	}
+	if c.tc != nil {
+		return c.fillTLS()
 	}
 	// readOnce leaves its result in c.sock's n and err, which no write is
 	// using meanwhile.
@@ -508,6 +522,11 @@ func (c *fastConn) releaseIdle() {
 }
 
 func (c *fastConn) close() {
+	if c.sockTLS != nil {
+		// The close_notify goes out within the 5 s crypto/tls allows
+		// it, not within another send timeout.
+		c.sockTLS.h1 = false
+	}
 	c.c.Close()
 	c.putState()
 	if c.in != nil {
@@ -622,11 +641,7 @@ func (c *fastConn) writeError(status int, msg, service string, closeConn bool) {
 	if c.out == nil {
 		c.out = getBuf()
 	}
-	b := appendErrorResponse((*c.out)[:0], status, msg, service, closeConn)
-	c.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	c.sock.Write(b)
-	c.c.SetWriteDeadline(time.Time{})
-	c.wdl = time.Time{}
+	c.writeAll(appendErrorResponse((*c.out)[:0], status, msg, service, closeConn), 10*time.Second)
 }
 
 func (c *fastConn) accessLog(pool *lb.Pool, status int, tried []*lb.Peer, start time.Time) {

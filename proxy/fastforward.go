@@ -152,7 +152,7 @@ func (f *forwarding) prepare() error {
 			}
 		}
 	}
-	opts := httpwire.RequestOptions{Target: f.target(), ClientIP: c.clientIP, Trusted: c.s.cfg.TrustedProxies}
+	opts := httpwire.RequestOptions{Target: f.target(), ClientIP: c.clientIP, Trusted: c.s.cfg.TrustedProxies, TLS: c.tc != nil}
 	f.head = httpwire.AppendRequest((*c.out)[:0], req, &opts)
 	c.r += req.HeadLen
 	limit := c.s.cfg.retryBodyLimit()

@@ -267,7 +267,7 @@ func TestForwardedHeadersAndHopByHop(t *testing.T) {
 			{"Host", host, "app.example.com"},
 			{"X-Forwarded-For", seen.Get("X-Forwarded-For"), "127.0.0.1"}, // the client is not a trusted proxy
 			{"X-Forwarded-Host", seen.Get("X-Forwarded-Host"), "app.example.com"},
-			{"X-Forwarded-Proto", seen.Get("X-Forwarded-Proto"), "http"},
+			{"X-Forwarded-Proto", seen.Get("X-Forwarded-Proto"), url[:strings.Index(url, ":")]}, // http or https
 			{"X-Client-Hop", seen.Get("X-Client-Hop"), ""},
 			{"Proxy-Connection", seen.Get("Proxy-Connection"), ""},
 			{"response X-Peer-Hop", res.Header.Get("X-Peer-Hop"), ""},

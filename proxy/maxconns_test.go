@@ -17,9 +17,10 @@ type rawClient struct {
 	br *bufio.Reader
 }
 
-func dialRaw(t *testing.T, addr string) *rawClient {
+// dialRaw connects to the proxy at url, TLS handshake done for https.
+func dialRaw(t *testing.T, url string) *rawClient {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
+	c, err := dialProxy(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,9 +50,14 @@ func (rc *rawClient) read(t *testing.T) string {
 // closing an idle keep-alive connection, as nginx does when its
 // worker_connections are not enough.
 func TestMaxConnsClosesIdleConnections(t *testing.T) {
+	for _, start := range fastStarts {
+		t.Run(start.name, func(t *testing.T) { testMaxConnsClosesIdleConnections(t, start.start) })
+	}
+}
+
+func testMaxConnsClosesIdleConnections(t *testing.T, start fastStart) {
 	be := newBackend(t, "web1", nil)
-	url, srv, _ := startFast(t, Config{MaxConns: 2}, fastHooks{}, be.backend(1))
-	addr := strings.TrimPrefix(url, "http://")
+	addr, srv, _ := start(t, Config{MaxConns: 2}, fastHooks{}, be.backend(1))
 	a, b := dialRaw(t, addr), dialRaw(t, addr)
 	for _, rc := range []*rawClient{a, b} {
 		rc.send(t, "/")
@@ -99,7 +105,7 @@ func TestMaxConnsWaitsWhileAllBusy(t *testing.T) {
 		default:
 		}
 	}}, be.backend(1))
-	addr := strings.TrimPrefix(url, "http://")
+	addr := url
 	a, b := dialRaw(t, addr), dialRaw(t, addr)
 	a.send(t, "/a")
 	b.send(t, "/b")
@@ -133,20 +139,31 @@ func TestMaxConnsWaitsWhileAllBusy(t *testing.T) {
 
 // TestMaxConnsClosesSilentConnectionsFirst: connections that never sent a
 // request make room before the keep-alive connections of real clients.
+// Over TLS they never begin their handshake: those count against the cap
+// too, from their accept.
 func TestMaxConnsClosesSilentConnectionsFirst(t *testing.T) {
+	for _, start := range fastStarts {
+		t.Run(start.name, func(t *testing.T) { testMaxConnsClosesSilentConnectionsFirst(t, start.start) })
+	}
+}
+
+func testMaxConnsClosesSilentConnectionsFirst(t *testing.T, start fastStart) {
 	be := newBackend(t, "web1", nil)
-	url, srv, _ := startFast(t, Config{MaxConns: 3}, fastHooks{}, be.backend(1))
-	addr := strings.TrimPrefix(url, "http://")
+	addr, srv, _ := start(t, Config{MaxConns: 3}, fastHooks{}, be.backend(1))
 	client := dialRaw(t, addr)
 	client.send(t, "/")
 	if got := client.read(t); got != "200 web1" {
 		t.Fatalf("got %q", got)
 	}
-	silent := []*rawClient{dialRaw(t, addr), dialRaw(t, addr)}
 	closed := make(chan int, 2)
-	for i, rc := range silent {
+	for i := range 2 {
+		c, err := net.Dial("tcp", addr[strings.Index(addr, "//")+2:]) // sends nothing, not even a ClientHello
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
 		go func() {
-			if _, err := rc.br.ReadByte(); err == io.EOF {
+			if _, err := c.Read(make([]byte, 1)); err == io.EOF {
 				closed <- i
 			}
 		}()

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -31,6 +30,7 @@ var engines = []engine{
 		return srv.URL, bal
 	}},
 	{"fast", newFastProxy},
+	{"fast-tls", newFastTLSProxy},
 }
 
 func newFastProxy(t testing.TB, cfg Config, backends ...lb.Backend) (string, *lb.Balancer) {
@@ -258,7 +258,6 @@ func TestMalformedRequestsGet4xx(t *testing.T) {
 	peer := newBackend(t, "peer", func(w http.ResponseWriter, r *http.Request) { hits.Add(1) })
 	forEachEngine(t, func(t *testing.T, e engine) {
 		url, _ := e.start(t, Config{}, peer.backend(1))
-		addr := strings.TrimPrefix(url, "http://")
 		// tolerated marks what net/http accepts in a form that cannot be
 		// misread downstream (Transfer-Encoding wins over Content-Length,
 		// which is dropped; folded lines are joined): an engine may reject
@@ -281,7 +280,7 @@ func TestMalformedRequestsGet4xx(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				before := hits.Load()
-				c, err := net.Dial("tcp", addr)
+				c, err := dialProxy(url)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -113,6 +113,9 @@ type Timeouts struct {
 	// may be reused; older ones are closed. Both engines keep their
 	// peer connections by it. Default: DefaultUpstreamIdleTimeout.
 	UpstreamIdle time.Duration
+	// TLSHandshake bounds a client's TLS handshake, from its accept.
+	// Default: DefaultTLSHandshakeTimeout.
+	TLSHandshake time.Duration
 
 	// idleHandoff is how long an idle client connection of the fast path
 	// waits on the goroutine that served its last request before a small
@@ -143,6 +146,7 @@ const (
 	// before its peer does: a request written to a connection the peer is
 	// closing can fail, and only some may be sent again.
 	DefaultUpstreamIdleTimeout = 30 * time.Second
+	DefaultTLSHandshakeTimeout = 10 * time.Second
 	defaultIdleHandoff         = time.Second
 	maxIdlePerPeer             = 1024
 )
@@ -164,6 +168,7 @@ func (t Timeouts) withDefaults() Timeouts {
 	t.ClientSend = or(t.ClientSend, DefaultSendTimeout)
 	t.UpstreamUnacked = or(t.UpstreamUnacked, DefaultUpstreamUnacked)
 	t.UpstreamRead = or(t.UpstreamRead, DefaultResponseHeaderTimeout)
+	t.TLSHandshake = or(t.TLSHandshake, DefaultTLSHandshakeTimeout)
 	// An idle connection is closed after ClientIdle: handing it over
 	// later would be for nothing.
 	t.idleHandoff = min(or(t.idleHandoff, defaultIdleHandoff), t.ClientIdle)

@@ -126,9 +126,8 @@ func TestRoutingNormalizesPath(t *testing.T) {
 	}
 	forEachEngine(t, func(t *testing.T, e engine) {
 		url, _ := e.start(t, Config{}, backends...)
-		addr := strings.TrimPrefix(url, "http://")
 		for _, tt := range tests {
-			c, err := net.Dial("tcp", addr)
+			c, err := dialProxy(url)
 			if err != nil {
 				t.Fatal(err)
 			}

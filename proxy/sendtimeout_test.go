@@ -3,9 +3,7 @@ package proxy
 import (
 	"bytes"
 	"io"
-	"net"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 )
@@ -30,12 +28,12 @@ func TestClientSendTimeout(t *testing.T) {
 	})
 	forEachEngine(t, func(t *testing.T, e engine) {
 		url, _ := e.start(t, Config{Timeouts: Timeouts{ClientSend: 100 * time.Millisecond}}, be.backend(1))
-		c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+		c, err := dialProxy(url)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		c.(*net.TCPConn).SetReadBuffer(4096)
+		tcpOf(c).SetReadBuffer(4096)
 		io.WriteString(c, "GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n") // and never read
 		if err := await(t, peerGaveUp, "the peer's connection let go"); err == nil {
 			t.Fatal("the peer wrote the whole answer to a client that reads nothing")
@@ -51,7 +49,7 @@ func TestClientBodyTimeout(t *testing.T) {
 	be := newBackend(t, "web1", nil)
 	forEachEngine(t, func(t *testing.T, e engine) {
 		url, _ := e.start(t, Config{Timeouts: Timeouts{RequestBody: 100 * time.Millisecond}}, be.backend(1))
-		c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+		c, err := dialProxy(url)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,7 +76,7 @@ func TestUpstreamReadTimeout(t *testing.T) {
 	})
 	t.Cleanup(func() { close(stall) }) // before the backend's Close, which waits for its handler
 	url, _, _ := startFast(t, Config{Timeouts: Timeouts{UpstreamRead: 100 * time.Millisecond}}, fastHooks{}, be.backend(1))
-	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	c, err := dialProxy(url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,7 +97,7 @@ func (c *fastConn) session(fd uintptr) bool {
 		err := c.parseHead()
 		if err == httpwire.ErrNeedMore {
 			c.sock.n, c.sock.err = 0, nil
-			if !c.readOnce(fd) {
+			if !c.readSome(fd) {
 				c.full = false
 				c.armWait()
 				return false
@@ -131,7 +131,9 @@ func (c *fastConn) session(fd uintptr) bool {
 		if c.s.shutdown.Load() {
 			return true
 		}
-		if c.in != nil || c.full {
+		// Over TLS, crypto/tls may also hold more records than the one
+		// just read, unless the socket gave exactly one (see tlsSocket).
+		if c.in != nil || c.full || c.tc != nil && !c.sockTLS.drained {
 			continue // more is here, or may be: parse and read before waiting
 		}
 		// Nothing more was here at the last read, and whatever comes
@@ -139,6 +141,15 @@ func (c *fastConn) session(fd uintptr) bool {
 		c.armWait()
 		return false
 	}
+}
+
+// readSome is the session's read: readOnce on a plain connection,
+// readOnceTLS over TLS.
+func (c *fastConn) readSome(fd uintptr) bool {
+	if c.tc != nil {
+		return c.readOnceTLS()
+	}
+	return c.readOnce(fd)
 }
 
 // parseHead parses the request head at c.in[c.r:c.w] into c.x.req. It
@@ -231,11 +242,21 @@ func (c *fastConn) armWait() {
 	c.wait = want
 }
 
-// write writes b to the client. Inside the read session the descriptor is
-// held open by the session's RawConn.Read, so it is written to directly,
-// without RawConn.Write's locking, as long as the socket takes everything
-// at once; the rest, if any, goes through RawConn.Write, which waits.
+// write writes b to the client: through its *tls.Conn over TLS, which
+// writes the records with writeSocket.
 func (c *fastConn) write(b []byte) (int, error) {
+	if c.tc != nil {
+		return c.tc.Write(b)
+	}
+	return c.writeSocket(b)
+}
+
+// writeSocket writes b to the client's socket. Inside the read session
+// the descriptor is held open by the session's RawConn.Read, so it is
+// written to directly, without RawConn.Write's locking, as long as the
+// socket takes everything at once; the rest, if any, goes through
+// RawConn.Write, which waits.
+func (c *fastConn) writeSocket(b []byte) (int, error) {
 	n := 0
 	if c.inSession {
 		for n < len(b) {

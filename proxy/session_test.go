@@ -128,6 +128,12 @@ func TestFastSessionKeepsWhatCameMeanwhile(t *testing.T) {
 // Close cuts off a connection in the middle of an exchange, though the
 // exchange runs inside the connection's read session.
 func TestFastCloseCutsExchangeInSession(t *testing.T) {
+	for _, start := range fastStarts {
+		t.Run(start.name, func(t *testing.T) { testFastCloseCutsExchangeInSession(t, start.start) })
+	}
+}
+
+func testFastCloseCutsExchangeInSession(t *testing.T, startFast fastStart) {
 	arrived := make(chan struct{}, 1)
 	release := make(chan struct{})
 	be := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
@@ -137,7 +143,7 @@ func TestFastCloseCutsExchangeInSession(t *testing.T) {
 	})
 	defer close(release)
 	url, srv, _ := startFast(t, Config{}, fastHooks{}, be.backend(1))
-	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	c, err := dialProxy(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,6 +164,12 @@ func TestFastCloseCutsExchangeInSession(t *testing.T) {
 // Shutdown ends idle connections at once, those waiting in their read
 // session and those handed to waitIdle alike, and then returns.
 func TestFastShutdownEndsIdleConnections(t *testing.T) {
+	for _, start := range fastStarts {
+		t.Run(start.name, func(t *testing.T) { testFastShutdownEndsIdleConnections(t, start.start) })
+	}
+}
+
+func testFastShutdownEndsIdleConnections(t *testing.T, startFast fastStart) {
 	be := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok "+r.URL.Path) })
 	for _, tc := range []struct {
 		name     string
@@ -174,7 +186,7 @@ func TestFastShutdownEndsIdleConnections(t *testing.T) {
 				idleHandoff = time.Nanosecond
 			}
 			url, srv, _ := startFast(t, Config{Timeouts: Timeouts{idleHandoff: idleHandoff}}, hooks, be.backend(1))
-			c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+			c, err := dialProxy(url)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"net"
 	"runtime"
 	"sync"
@@ -19,6 +20,13 @@ const waitBound = 10 * time.Second
 // URL, the server and its balancer.
 func startFast(t testing.TB, cfg Config, hooks fastHooks, backends ...lb.Backend) (string, *FastServer, *lb.Balancer) {
 	t.Helper()
+	return startFastWith(t, nil, cfg, hooks, backends...)
+}
+
+// startFastWith is startFast over TLS with tc (and HTTP/2 to a reference
+// Handler) when tc is not nil; the URL is then https://.
+func startFastWith(t testing.TB, tc *tls.Config, cfg Config, hooks fastHooks, backends ...lb.Backend) (string, *FastServer, *lb.Balancer) {
+	t.Helper()
 	bal := lb.New(lb.OnRemove(ClosePeer))
 	bal.Update("test", backends)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -27,9 +35,14 @@ func startFast(t testing.TB, cfg Config, hooks fastHooks, backends ...lb.Backend
 	}
 	srv := NewFastServer(bal, cfg, nil)
 	srv.hooks = hooks
+	scheme := "http://"
+	if tc != nil {
+		srv.EnableTLS(tc, NewHandler(bal, cfg), nil)
+		scheme = "https://"
+	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return "http://" + ln.Addr().String(), srv, bal
+	return scheme + ln.Addr().String(), srv, bal
 }
 
 // await returns the next value sent on ch.

@@ -19,9 +19,15 @@ import (
 // limits of Config.Timeouts. They are socket deadlines, enforced by the
 // runtime's poller: the test waits for the close itself.
 func TestFastClientTimeouts(t *testing.T) {
+	for _, start := range fastStarts {
+		t.Run(start.name, func(t *testing.T) { testFastClientTimeouts(t, start.start) })
+	}
+}
+
+func testFastClientTimeouts(t *testing.T, startFast fastStart) {
 	const limit = 50 * time.Millisecond
 	be := newBackend(t, "b", nil)
-	url, _ := newFastProxy(t, Config{Timeouts: Timeouts{ClientIdle: limit, RequestHeader: limit, RequestBody: limit}}, be.backend(1))
+	url, _, _ := startFast(t, Config{Timeouts: Timeouts{ClientIdle: limit, RequestHeader: limit, RequestBody: limit}}, fastHooks{}, be.backend(1))
 	for _, tc := range []struct {
 		name string
 		sent string // then nothing more
@@ -33,7 +39,7 @@ func TestFastClientTimeouts(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
-			c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+			c, err := dialProxy(url)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/wharflb/wharf/acme"
 	"github.com/wharflb/wharf/lb"
+	"github.com/wharflb/wharf/proxy"
 )
 
 // defaultACMEStorage is where certificates are kept unless --acme-storage
@@ -68,7 +69,7 @@ func (h *httpsConfig) check(set func(string) bool, tlsCert bool) error {
 			}
 		}
 		if h.RedirectHTTP != "" && !tlsCert {
-			return errors.New("--redirect-http needs TLS on --listen: give --tls-cert or --acme-email")
+			return errors.New("--redirect-http redirects to https: give --tls-cert and --tls-key, --tls-dir, or --acme-email")
 		}
 		return nil
 	}
@@ -257,26 +258,10 @@ func startHTTPS(ctx context.Context, cfg *httpsConfig, a *autoHTTPS, ln net.List
 
 // serveRedirect runs the --redirect-http listener until ctx is done: ACME
 // HTTP-01 challenges are answered (with automatic HTTPS on), every other
-// request is redirected to the same URL on HTTPS at httpsPort ("443" is
-// left out of the URL).
+// request is redirected to the same URL on HTTPS at httpsPort (see
+// proxy.RedirectHTTPS).
 func serveRedirect(ctx context.Context, ln net.Listener, a *autoHTTPS, httpsPort string, log zerolog.Logger) {
-	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		if host == "" {
-			http.Error(w, "no Host to redirect to", http.StatusBadRequest)
-			return
-		}
-		if strings.Contains(host, ":") {
-			host = "[" + host + "]"
-		}
-		if httpsPort != "443" {
-			host += ":" + httpsPort
-		}
-		http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusPermanentRedirect)
-	})
+	h := proxy.RedirectHTTPS(httpsPort)
 	if a != nil {
 		h = a.manager.HTTPChallengeHandler(h)
 	}

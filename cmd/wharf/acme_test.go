@@ -213,7 +213,7 @@ func servedCN(t *testing.T, addr, sni string) string {
 }
 
 // redirected returns where the plain listener at addr sends a request for
-// host, or "" when it answers something else than 308.
+// host, or "" when it answers something else than a permanent redirect.
 func redirected(t *testing.T, addr, host string) string {
 	t.Helper()
 	req, _ := http.NewRequest("GET", "http://"+addr+"/webtest?action=get_uuid", nil)
@@ -224,7 +224,7 @@ func redirected(t *testing.T, addr, host string) string {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	if res.StatusCode != http.StatusPermanentRedirect {
+	if res.StatusCode != http.StatusMovedPermanently {
 		return ""
 	}
 	return res.Header.Get("Location")
@@ -262,7 +262,7 @@ func TestHTTPSFlags(t *testing.T) {
 	}{
 		{[]string{"--acme-ca", "https://ca.test/dir"}, nil, "--acme-ca needs --acme-email"},
 		{nil, map[string]string{"WHARF_ACME_ALL": "true"}, "--acme-all needs --acme-email"},
-		{[]string{"--redirect-http", ":80"}, nil, "--redirect-http needs TLS on --listen"},
+		{[]string{"--redirect-http", ":80"}, nil, "--redirect-http redirects to https"},
 		{[]string{"--acme-email", "ops"}, nil, `--acme-email: acme: "ops" is not an email address`},
 		{[]string{"--acme-email", "ops@wharf.test", "--acme-ca", "http://ca.test/dir"}, nil, `--acme-ca: acme: CA directory "http://ca.test/dir" is not an https:// URL`},
 		{[]string{"--acme-email", "ops@wharf.test", "--acme-storage", ""}, nil, "--acme-storage: acme: a storage directory is required"},
@@ -323,10 +323,10 @@ func TestRedirectToHTTPS(t *testing.T) {
 		status             int
 		location           string
 	}{
-		{"443", "www.example.com", "/a/b?c=d", 308, "https://www.example.com/a/b?c=d"},
-		{"443", "www.example.com:80", "/", 308, "https://www.example.com/"},
-		{"8443", "www.example.com:8080", "/x", 308, "https://www.example.com:8443/x"},
-		{"8443", "[::1]:80", "/", 308, "https://[::1]:8443/"},
+		{"443", "www.example.com", "/a/b?c=d", 301, "https://www.example.com/a/b?c=d"},
+		{"443", "www.example.com:80", "/", 301, "https://www.example.com/"},
+		{"8443", "www.example.com:8080", "/x", 301, "https://www.example.com:8443/x"},
+		{"8443", "[::1]:80", "/", 301, "https://[::1]:8443/"},
 		{"443", "", "/", 400, ""},
 	} {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -27,7 +27,9 @@ type config struct {
 	LogLevel            string
 	LogFormat           string
 	AccessLog           bool
-	TLSCert, TLSKey     string
+	TLSCerts, TLSKeys   []string // in pairs, in order
+	TLSDir              string
+	TLSSessionTickets   bool
 	Gzip                bool
 	GzipTypes           []string
 	NextUpstreamTries   int
@@ -81,8 +83,10 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	fs.Func("log-level", "debug, info, warn or error (default info)", oneOf(&c.LogLevel, "debug", "info", "warn", "error"))
 	fs.Func("log-format", "json, console or auto (default auto: console on a terminal)", oneOf(&c.LogFormat, "json", "console", "auto"))
 	fs.BoolVar(&c.AccessLog, "access-log", false, "log one line per request")
-	fs.StringVar(&c.TLSCert, "tls-cert", "", "certificate file (PEM) to serve the entry point over TLS with HTTP/2")
-	fs.StringVar(&c.TLSKey, "tls-key", "", "private key file (PEM) for --tls-cert")
+	fs.Func("tls-cert", "certificate file (PEM), repeatable or comma-separated, each with its --tls-key in the same order: the entry point serves TLS (HTTP/1.1 and HTTP/2), the certificate chosen by the name the client asks for", fileList(&c.TLSCerts))
+	fs.Func("tls-key", "private key file (PEM) of the --tls-cert in the same place, repeatable or comma-separated", fileList(&c.TLSKeys))
+	fs.StringVar(&c.TLSDir, "tls-dir", "", "directory of certificates served like --tls-cert: NAME.crt with NAME.key, and NAME/fullchain.pem with NAME/privkey.pem (certbot's live/)")
+	fs.BoolVar(&c.TLSSessionTickets, "tls-session-tickets", true, "let TLS clients resume sessions from tickets (keys rotated daily by Go's crypto/tls); false makes every new connection a full handshake (nginx ssl_session_tickets)")
 	fs.BoolVar(&c.Gzip, "gzip", false, "gzip answers of --gzip-types for clients that accept it")
 	c.GzipTypes = proxy.DefaultGzipTypes
 	fs.Func("gzip-types", "comma-separated media types compressed with --gzip (default: nginx gzip_types of text, JSON, JavaScript and XML)", func(s string) error {
@@ -201,15 +205,31 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 		return nil, errors.New("nothing to balance: give --network (Docker discovery) or --upstream (static peers)")
 	case c.Swarm == "on" && c.Network == "":
 		return nil, errors.New("--swarm on needs --network: the overlay network whose services are balanced")
-	case (c.TLSCert == "") != (c.TLSKey == ""):
-		return nil, errors.New("--tls-cert and --tls-key go together")
+	case len(c.TLSCerts) != len(c.TLSKeys):
+		return nil, fmt.Errorf("--tls-cert and --tls-key go in pairs: %d certificates, %d keys", len(c.TLSCerts), len(c.TLSKeys))
 	}
 	set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true }) // the variables' too, now
-	if err := c.HTTPS.check(func(name string) bool { return set[name] }, c.TLSCert != ""); err != nil {
+	if err := c.HTTPS.check(func(name string) bool { return set[name] }, c.TLS()); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// TLS reports whether the entry point serves TLS.
+func (c *config) TLS() bool { return len(c.TLSCerts) > 0 || c.TLSDir != "" }
+
+// fileList appends each comma-separated file name of a flag's value.
+func fileList(dst *[]string) func(string) error {
+	return func(s string) error {
+		for _, f := range strings.Split(s, ",") {
+			if f = strings.TrimSpace(f); f == "" {
+				return errors.New("empty file name")
+			}
+			*dst = append(*dst, f)
+		}
+		return nil
+	}
 }
 
 func oneOf(dst *string, allowed ...string) func(string) error {

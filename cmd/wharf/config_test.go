@@ -107,6 +107,30 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad upstream", args: []string{"--upstream", "127.0.0.1:1,weight=abc"}, wantErr: "weight"},
 		{name: "bad env", args: []string{"--network", "n"}, env: map[string]string{"WHARF_LOG_FORMAT": "xml"}, wantErr: "WHARF_LOG_FORMAT"},
 		{name: "tls half", args: []string{"--network", "n", "--tls-cert", "c.pem"}, wantErr: "--tls-key"},
+		{name: "tls pairs", args: []string{"--network", "n", "--tls-cert", "a.pem", "--tls-key", "a.key", "--tls-cert", "b.pem,c.pem", "--tls-key", "b.key", "--tls-key", "c.key"},
+			check: func(c *config) string {
+				if strings.Join(c.TLSCerts, " ") != "a.pem b.pem c.pem" || strings.Join(c.TLSKeys, " ") != "a.key b.key c.key" || !c.TLS() {
+					return fmt.Sprint("pairs ", c.TLSCerts, c.TLSKeys)
+				}
+				return ""
+			}},
+		{name: "tls pairs from env", args: []string{"--network", "n"}, env: map[string]string{"WHARF_TLS_CERT": "a.pem, b.pem", "WHARF_TLS_KEY": "a.key,b.key",
+			"WHARF_TLS_DIR": "/certs", "WHARF_REDIRECT_HTTP": ":80"},
+			check: func(c *config) string {
+				if strings.Join(c.TLSCerts, " ") != "a.pem b.pem" || strings.Join(c.TLSKeys, " ") != "a.key b.key" || c.TLSDir != "/certs" || c.HTTPS.RedirectHTTP != ":80" {
+					return fmt.Sprint("from env ", c.TLSCerts, c.TLSKeys, c.TLSDir, c.HTTPS.RedirectHTTP)
+				}
+				return ""
+			}},
+		{name: "tls pairs uneven", args: []string{"--network", "n", "--tls-cert", "a.pem,b.pem", "--tls-key", "a.key"}, wantErr: "2 certificates, 1 keys"},
+		{name: "tls empty name", args: []string{"--network", "n", "--tls-cert", "a.pem,", "--tls-key", "a.key"}, wantErr: "--tls-cert"},
+		{name: "tls dir alone", args: []string{"--network", "n", "--tls-dir", "/certs"}, check: func(c *config) string {
+			if !c.TLS() {
+				return "no TLS with --tls-dir"
+			}
+			return ""
+		}},
+		{name: "redirect without tls", args: []string{"--network", "n", "--redirect-http", ":80"}, wantErr: "--redirect-http"},
 		{name: "stray argument", args: []string{"--network", "n", "extra"}, wantErr: "extra"},
 	}
 	for _, tt := range tests {

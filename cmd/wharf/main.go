@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,6 +27,7 @@ import (
 	"github.com/wharflb/wharf/admin"
 	"github.com/wharflb/wharf/discovery"
 	"github.com/wharflb/wharf/health"
+	"github.com/wharflb/wharf/internal/tlscert"
 	"github.com/wharflb/wharf/lb"
 	"github.com/wharflb/wharf/proxy"
 )
@@ -176,49 +176,61 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", cfg.Listen, err)
 	}
-	// Plain HTTP/1.x goes through the fast data path; TLS (with HTTP/2) and
+	// HTTP/1.x, plain or in TLS, goes through the fast data path, and
+	// HTTP/2 (by ALPN) through the reference engine's Handler beside it;
 	// gzip through the reference engine built on net/http.
 	var srv proxy.Server
 	scheme := "http"
 	engine := "fast"
+	var tlsConfig *tls.Config
+	if cfg.TLS() || auto != nil {
+		var static getCertificate
+		if cfg.TLS() {
+			src := tlscert.Source{Dir: cfg.TLSDir}
+			for i := range cfg.TLSCerts {
+				src.Pairs = append(src.Pairs, tlscert.Pair{Cert: cfg.TLSCerts[i], Key: cfg.TLSKeys[i]})
+			}
+			certs, err := tlscert.NewStore(src)
+			if err != nil {
+				ln.Close()
+				return fmt.Errorf("--tls-cert/--tls-key/--tls-dir: %w", err)
+			}
+			reloadOnSIGHUP(ctx, certs, log)
+			static = certs.GetCertificate
+		}
+		if tlsConfig, err = startHTTPS(ctx, &cfg.HTTPS, auto, ln, static, log); err != nil {
+			ln.Close()
+			return err
+		}
+		tlsConfig.SessionTicketsDisabled = !cfg.TLSSessionTickets
+		scheme = "https"
+	}
 	switch {
-	case cfg.TLSCert != "" || cfg.Gzip || auto != nil:
+	case cfg.Gzip:
 		engine = "net/http"
 		if maxConns > 0 {
 			// net/http closes no idle connection to make room: at the
 			// cap, new clients wait in the backlog until one ends.
 			ln = netutil.LimitListener(ln, maxConns)
 		}
-		var entry http.Handler = handler
-		if cfg.Gzip {
-			if entry, err = proxy.Gzip(handler, cfg.GzipTypes); err != nil {
-				ln.Close()
-				return err
-			}
+		entry, err := proxy.Gzip(handler, cfg.GzipTypes)
+		if err != nil {
+			ln.Close()
+			return err
 		}
 		hs := proxy.NewServer(entry)
 		hs.ErrorLog = serverLog(log, "entry")
-		if cfg.TLSCert != "" || auto != nil {
-			var static getCertificate
-			if cfg.TLSCert != "" {
-				certs, err := newCertReloader(cfg.TLSCert, cfg.TLSKey, log)
-				if err != nil {
-					ln.Close()
-					return err
-				}
-				certs.reloadOnSIGHUP(ctx)
-				static = certs.get
-			}
-			if hs.TLSConfig, err = startHTTPS(ctx, &cfg.HTTPS, auto, ln, static, log); err != nil {
-				ln.Close()
-				return err
-			}
+		if tlsConfig != nil {
+			hs.TLSConfig = tlsConfig
 			ln = tls.NewListener(ln, hs.TLSConfig)
-			scheme = "https"
 		}
 		srv = hs
 	default:
-		srv = proxy.NewFastServer(bal, proxyCfg, handler.Stats())
+		fs := proxy.NewFastServer(bal, proxyCfg, handler.Stats())
+		if tlsConfig != nil {
+			fs.EnableTLS(tlsConfig, handler, serverLog(log, "entry"))
+		}
+		srv = fs
 	}
 
 	if cfg.AdminListen != "" {
@@ -300,37 +312,11 @@ func swarmMode(ctx context.Context, cli *client.Client, mode, netName string, lo
 	return false, nil
 }
 
-// certReloader serves the certificate pair from disk and reloads it on
-// SIGHUP without dropping connections.
-type certReloader struct {
-	certFile, keyFile string
-	cert              atomic.Pointer[tls.Certificate]
-	log               zerolog.Logger
-}
-
-func newCertReloader(certFile, keyFile string, log zerolog.Logger) (*certReloader, error) {
-	c := &certReloader{certFile: certFile, keyFile: keyFile, log: log}
-	if err := c.load(); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-func (c *certReloader) load() error {
-	cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
-	if err != nil {
-		return fmt.Errorf("--tls-cert %s / --tls-key %s: %w", c.certFile, c.keyFile, err)
-	}
-	c.cert.Store(&cert)
-	return nil
-}
-
-func (c *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.cert.Load(), nil }
-
 // reloadOnSIGHUP subscribes to SIGHUP before it returns (so a signal sent
-// right after cannot kill the process) and reloads in the background until
-// ctx is done.
-func (c *certReloader) reloadOnSIGHUP(ctx context.Context) {
+// right after cannot kill the process) and reloads the certificates in
+// the background until ctx is done. A reload that fails keeps the
+// certificates in force and logs one error naming the file.
+func reloadOnSIGHUP(ctx context.Context, certs *tlscert.Store, log zerolog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
@@ -340,11 +326,12 @@ func (c *certReloader) reloadOnSIGHUP(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				if err := c.load(); err != nil {
-					c.log.Error().Err(err).Msg("certificate not reloaded; keeping the previous one")
+				set, err := certs.Reload()
+				if err != nil {
+					log.Error().Err(err).Msg("certificates not reloaded; keeping the previous ones")
 					continue
 				}
-				c.log.Info().Str("cert", c.certFile).Msg("certificate reloaded")
+				log.Info().Int("certificates", set.Len()).Msg("certificates reloaded")
 			}
 		}
 	}()

@@ -12,6 +12,10 @@
 // with the user+system CPU time of all the proxy's processes (and of the
 // backends, wrk and the whole host) read before and after each run.
 //
+// With --tls-proxy and --tls-conc or --handshake-conc, the same over
+// https: keep-alive (HTTP/1.1 in TLS), and with "Connection: close", which
+// makes every request a full TLS handshake.
+//
 // Idle connections (--conns N): for each proxy in turn, opens N keep-alive
 // connections from this process, sends one request on each, keeps them open
 // for --hold with a trickle of --rate requests per second on random ones,
@@ -21,12 +25,14 @@
 //
 //	benchrun --proxy wharf=127.0.0.1:PORT,pid=PID --proxy nginx=... \
 //	         --backend-pids PID,PID,PID [--runs 5] [--duration 10s] [--quick]
+//	         [--tls-proxy wharf=127.0.0.1:PORT,pid=PID ... --tls-conc 64 --handshake-conc 32]
 //	benchrun --conns 15000 --proxy NAME=ADDR,pid=PID ...
 //	benchrun --free-ports N
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -80,10 +86,51 @@ func (l *targetList) Set(s string) error {
 	return nil
 }
 
+// load is one kind of traffic of the throughput mode at one concurrency.
+type load struct {
+	Kind string // loadHTTP, loadTLS or loadHandshake
+	Conc int
+}
+
+const (
+	loadHTTP      = "http"      // HTTP/1.1 keep-alive
+	loadTLS       = "https"     // HTTP/1.1 in TLS, keep-alive
+	loadHandshake = "handshake" // HTTP/1.1 in TLS, Connection: close: a full handshake per request
+)
+
+// label names the load in the tables.
+func (l load) label() string {
+	switch l.Kind {
+	case loadTLS:
+		return "HTTP/1.1 in TLS"
+	case loadHandshake:
+		return "TLS handshake per request"
+	}
+	return "HTTP/1.1"
+}
+
+// url is what wrk asks for of the proxy at addr.
+func (l load) url(addr string) string {
+	if l.Kind == loadHTTP {
+		return "http://" + addr + requestPath
+	}
+	return "https://" + addr + requestPath
+}
+
+// wrkArgs are the wrk options the load adds.
+func (l load) wrkArgs() []string {
+	if l.Kind == loadHandshake {
+		return []string{"-H", "Connection: close"}
+	}
+	return nil
+}
+
 type options struct {
 	proxies     targetList
+	tlsProxies  targetList // the same proxies' TLS listeners, for the https loads
 	backendPIDs []int
 	concs       []int
+	loads       []load
 	runs        int
 	duration    time.Duration
 	warmup      time.Duration
@@ -115,7 +162,10 @@ func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("benchrun", flag.ContinueOnError)
 	fs.Var(&o.proxies, "proxy", "proxy under test, NAME=HOST:PORT,pid=PID (repeatable; run in this order)")
 	backends := fs.String("backend-pids", "", "comma-separated PIDs of the backends, for their CPU time")
-	concs := fs.String("conc", "64,512", "comma-separated wrk connection counts")
+	concs := fs.String("conc", "64,512", "comma-separated wrk connection counts over plain HTTP; empty for none")
+	fs.Var(&o.tlsProxies, "tls-proxy", "TLS listener of a proxy under test, NAME=HOST:PORT,pid=PID (repeatable), for --tls-conc and --handshake-conc")
+	tlsConcs := fs.String("tls-conc", "", "comma-separated wrk connection counts over https, keep-alive")
+	handshakeConcs := fs.String("handshake-conc", "", "comma-separated wrk connection counts over https with Connection: close (a full handshake per request)")
 	fs.IntVar(&o.runs, "runs", 5, "measured runs per proxy and concurrency")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of one wrk run")
 	fs.DurationVar(&o.warmup, "warmup", 5*time.Second, "length of the uncounted warm-up run")
@@ -157,11 +207,28 @@ func run(ctx context.Context, args []string) error {
 	if o.backendPIDs, err = parseInts(*backends); err != nil {
 		return fmt.Errorf("--backend-pids: %w", err)
 	}
-	if o.concs, err = parseInts(*concs); err != nil || len(o.concs) == 0 {
-		return fmt.Errorf("--conc: bad list %q", *concs)
+	for _, l := range []struct {
+		flag, list, kind string
+	}{{"--conc", *concs, loadHTTP}, {"--tls-conc", *tlsConcs, loadTLS}, {"--handshake-conc", *handshakeConcs, loadHandshake}} {
+		cs, err := parseInts(l.list)
+		if err != nil {
+			return fmt.Errorf("%s: bad list %q", l.flag, l.list)
+		}
+		if l.kind == loadHTTP {
+			o.concs = cs
+		}
+		for _, c := range cs {
+			o.loads = append(o.loads, load{l.kind, c})
+		}
 	}
 	if len(o.proxies) == 0 {
 		return errors.New("no --proxy given")
+	}
+	if len(o.loads) == 0 && o.conns == 0 {
+		return errors.New("no load: give --conc, --tls-conc or --handshake-conc")
+	}
+	if len(o.loads) > len(o.concs) && len(o.tlsProxies) == 0 {
+		return errors.New("--tls-conc and --handshake-conc need --tls-proxy")
 	}
 	if o.runs < 1 {
 		return errors.New("--runs must be at least 1")
@@ -170,7 +237,12 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	for _, p := range o.proxies {
-		if err := checkProxy(ctx, p); err != nil {
+		if err := checkProxy(ctx, p, "http"); err != nil {
+			return err
+		}
+	}
+	for _, p := range o.tlsProxies {
+		if err := checkProxy(ctx, p, "https"); err != nil {
 			return err
 		}
 	}
@@ -236,12 +308,13 @@ func findFreePorts(n int) ([]int, error) {
 
 // checkProxy sends a few requests through p and checks that the answers are
 // webtest's and that every backend is reached.
-func checkProxy(ctx context.Context, p target) error {
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}
+func checkProxy(ctx context.Context, p target, scheme string) error {
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil,
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // the kit's own self-signed certificate
 	defer c.CloseIdleConnections()
 	seen := map[string]int{}
 	for i := 0; i < 12; i++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.Addr+requestPath, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+p.Addr+requestPath, nil)
 		if err != nil {
 			return err
 		}
@@ -268,13 +341,22 @@ func checkProxy(ctx context.Context, p target) error {
 		names = append(names, s)
 	}
 	sort.Strings(names)
-	fmt.Fprintf(os.Stderr, "%s at %s answers; backends reached: %s\n", p.Name, p.Addr, strings.Join(names, ", "))
+	fmt.Fprintf(os.Stderr, "%s at %s://%s answers; backends reached: %s\n", p.Name, scheme, p.Addr, strings.Join(names, ", "))
 	return nil
+}
+
+// proxiesFor are the listeners a load is sent to.
+func (o options) proxiesFor(l load) targetList {
+	if l.Kind == loadHTTP {
+		return o.proxies
+	}
+	return o.tlsProxies
 }
 
 // runRecord is one wrk run with the CPU time spent around it.
 type runRecord struct {
 	Proxy  string `json:"proxy"`
+	Load   string `json:"load"` // http, https or handshake
 	Conc   int    `json:"concurrency"`
 	Round  int    `json:"round"` // 0 for the warm-up
 	Warmup bool   `json:"warmup"`
@@ -315,17 +397,21 @@ func throughputMode(ctx context.Context, o options) error {
 		"runs":         strconv.Itoa(o.runs),
 		"duration":     o.duration.String(),
 		"warmup":       o.warmup.String(),
-		"concurrency":  fmt.Sprint(o.concs),
+		"loads":        fmt.Sprint(o.loads),
 		"wrk":          "-t1 --latency",
 		"url_path":     requestPath,
 		"interleaving": "per round, proxies in the order given",
 	}
 	rep := throughputReport{Meta: m, Proxies: o.proxies}
-	total := len(o.concs) * len(o.proxies) * (o.runs + 1)
+	total := 0
+	for _, l := range o.loads {
+		total += len(o.proxiesFor(l)) * (o.runs + 1)
+	}
 	n := 0
-	for _, c := range o.concs {
+	for _, l := range o.loads {
+		c := l.Conc
 		for round := 0; round <= o.runs; round++ {
-			for _, p := range o.proxies {
+			for _, p := range o.proxiesFor(l) {
 				n++
 				d := o.duration
 				if round == 0 {
@@ -340,14 +426,14 @@ func throughputMode(ctx context.Context, o options) error {
 					if err != nil {
 						return err
 					}
-					r, err := measureRun(ctx, o, p, c, d)
+					r, err := measureRun(ctx, o, p, l, d)
 					r.BusyBefore = busy
 					if err != nil {
-						return fmt.Errorf("%s c=%d round %d: %w", p.Name, c, round, err)
+						return fmt.Errorf("%s %s c=%d round %d: %w", p.Name, l.Kind, c, round, err)
 					}
 					r.Round, r.Warmup = round, round == 0
-					fmt.Fprintf(os.Stderr, "[%d/%d] c=%d %-8s %-7s %6.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  CPU µs/req: proxy %5.1f  backends %5.1f  rest of host %5.1f\n",
-						n, total, c, p.Name, label, r.Wrk.ReqPerSec, r.Wrk.P50ms, r.Wrk.P99ms, r.Wrk.Errors(),
+					fmt.Fprintf(os.Stderr, "[%d/%d] %-9s c=%d %-8s %-7s %6.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  CPU µs/req: proxy %5.1f  backends %5.1f  rest of host %5.1f\n",
+						n, total, l.Kind, c, p.Name, label, r.Wrk.ReqPerSec, r.Wrk.P50ms, r.Wrk.P99ms, r.Wrk.Errors(),
 						r.ProxyUSPerReq, r.BackendUSPerReq, r.RestUSPerReq)
 					share := r.RestUSPerReq / r.HostUSPerReq
 					if r.Wrk.Requests == 0 {
@@ -362,7 +448,7 @@ func throughputMode(ctx context.Context, o options) error {
 						continue
 					}
 					if r.Wrk.Requests == 0 {
-						return fmt.Errorf("%s c=%d round %d: wrk completed no request", p.Name, c, round)
+						return fmt.Errorf("%s %s c=%d round %d: wrk completed no request", p.Name, l.Kind, c, round)
 					}
 					rep.Runs = append(rep.Runs, r)
 					break
@@ -427,8 +513,8 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // measureRun runs wrk once against p and accounts the CPU time around it.
-func measureRun(ctx context.Context, o options, p target, conns int, d time.Duration) (runRecord, error) {
-	r := runRecord{Proxy: p.Name, Conc: conns}
+func measureRun(ctx context.Context, o options, p target, l load, d time.Duration) (runRecord, error) {
+	r := runRecord{Proxy: p.Name, Load: l.Kind, Conc: l.Conc}
 	pids, err := processTree(p.PID)
 	if err != nil {
 		return r, err
@@ -447,7 +533,7 @@ func measureRun(ctx context.Context, o options, p target, conns int, d time.Dura
 		return r, err
 	}
 	r.Start = time.Now()
-	w, out, err := runWrk(ctx, o.wrk, "http://"+p.Addr+requestPath, conns, d)
+	w, out, err := runWrk(ctx, o.wrk, l.url(p.Addr), l.Conc, d, l.wrkArgs()...)
 	if err != nil {
 		return r, fmt.Errorf("%w\n%s", err, out)
 	}

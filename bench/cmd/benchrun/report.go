@@ -32,6 +32,7 @@ func newStat(xs []float64) stat {
 // summary is one proxy at one concurrency over its measured runs.
 type summary struct {
 	Proxy      string `json:"proxy"`
+	Load       string `json:"load"`
 	Conc       int    `json:"concurrency"`
 	Runs       int    `json:"runs"`
 	Repeated   int    `json:"repeated_runs"` // disturbed by other load, discarded and run again
@@ -56,12 +57,12 @@ type summary struct {
 
 func summarize(runs []runRecord, o options) []summary {
 	var out []summary
-	for _, c := range o.concs {
-		for _, p := range o.proxies {
+	for _, l := range o.loads {
+		for _, p := range o.proxiesFor(l) {
 			var rate, p50, p99, pu, bu, wu, hu, ru, cores, steal []float64
-			s := summary{Proxy: p.Name, Conc: c}
+			s := summary{Proxy: p.Name, Load: l.Kind, Conc: l.Conc}
 			for _, r := range runs {
-				if r.Proxy != p.Name || r.Conc != c {
+				if r.Proxy != p.Name || r.Load != l.Kind || r.Conc != l.Conc {
 					continue
 				}
 				if r.Discarded {
@@ -92,7 +93,7 @@ func summarize(runs []runRecord, o options) []summary {
 	}
 	for i := range out {
 		for _, b := range out {
-			if b.Proxy == o.baseline && b.Conc == out[i].Conc {
+			if b.Proxy == o.baseline && b.Load == out[i].Load && b.Conc == out[i].Conc {
 				out[i].CPURatio = out[i].ProxyUS.Median / b.ProxyUS.Median
 				out[i].RateRatio = out[i].ReqPerSec.Median / b.ReqPerSec.Median
 				out[i].P99Ratio = out[i].P99ms.Median / b.P99ms.Median
@@ -139,22 +140,22 @@ func header(m meta, title string) string {
 func throughputMarkdown(rep throughputReport, o options) string {
 	var b strings.Builder
 	b.WriteString(header(rep.Meta, "Throughput, latency and CPU per request"))
-	fmt.Fprintf(&b, "- Method: `wrk -t1 -cC -d%s --latency` on `%s`, %d measured run(s) per proxy and concurrency after one %s warm-up, proxies interleaved; "+
+	fmt.Fprintf(&b, "- Method: `wrk -t1 -cC -d%s --latency` on `%s` (over https for the TLS loads, with `-H 'Connection: close'` for a handshake per request), %d measured run(s) per proxy, load and concurrency after one %s warm-up, proxies interleaved; "+
 		"figures are medians (min–max); CPU is user+system time of all the proxy's processes from /proc, per completed request; ratios are medians over %s's.\n\n",
 		o.duration, requestPath, o.runs, o.warmup, o.baseline)
-	b.WriteString("| c | proxy | req/s | p50 ms | p99 ms | errors | proxy CPU µs/req | CPU/req vs " + o.baseline + " | req/s vs " + o.baseline + " | p99 vs " + o.baseline + " |\n")
-	b.WriteString("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("| load | c | proxy | req/s | p50 ms | p99 ms | errors | proxy CPU µs/req | CPU/req vs " + o.baseline + " | req/s vs " + o.baseline + " | p99 vs " + o.baseline + " |\n")
+	b.WriteString("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, s := range rep.Summary {
-		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %d | %s | %s | %s | %s |\n",
-			s.Conc, s.Proxy, rng(s.ReqPerSec, "%.0f", s.Runs), rng(s.P50ms, "%.2f", s.Runs), rng(s.P99ms, "%.2f", s.Runs),
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %d | %s | %s | %s | %s |\n",
+			load{s.Load, s.Conc}.label(), s.Conc, s.Proxy, rng(s.ReqPerSec, "%.0f", s.Runs), rng(s.P50ms, "%.2f", s.Runs), rng(s.P99ms, "%.2f", s.Runs),
 			s.Errors, rng(s.ProxyUS, "%.1f", s.Runs), ratio(s.CPURatio), ratio(s.RateRatio), ratio(s.P99Ratio))
 	}
 	b.WriteString("\nWhere the CPU went (medians, µs per request; the host has " + rep.Meta.Machine["nproc"] + " CPUs, wrk and the backends share them with the proxy):\n\n")
-	b.WriteString("| c | proxy | proxy | 3 backends | wrk | rest of host | whole host | host busy (CPUs) | steal (CPUs) |\n")
-	b.WriteString("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("| load | c | proxy | proxy | 3 backends | wrk | rest of host | whole host | host busy (CPUs) | steal (CPUs) |\n")
+	b.WriteString("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, s := range rep.Summary {
-		fmt.Fprintf(&b, "| %d | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %.2f |\n",
-			s.Conc, s.Proxy, s.ProxyUS.Median, s.BackendUS.Median, s.WrkUS.Median, s.RestUS.Median, s.HostUS.Median, s.HostCores.Median, s.StealCores.Median)
+		fmt.Fprintf(&b, "| %s | %d | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %.2f |\n",
+			load{s.Load, s.Conc}.label(), s.Conc, s.Proxy, s.ProxyUS.Median, s.BackendUS.Median, s.WrkUS.Median, s.RestUS.Median, s.HostUS.Median, s.HostCores.Median, s.StealCores.Median)
 	}
 	b.WriteString("\nRest of host: busy time not charged to the proxy, the backends or wrk (other processes; kernel softirq time not charged to a process).")
 	repeated := 0

@@ -105,13 +105,15 @@ func parseWrk(out string) (wrkResult, error) {
 	return r, nil
 }
 
-// runWrk runs wrk with one thread and conns connections for d against url.
-func runWrk(ctx context.Context, wrk, url string, conns int, d time.Duration) (wrkResult, string, error) {
+// runWrk runs wrk with one thread and conns connections for d against
+// url, with the extra options args.
+func runWrk(ctx context.Context, wrk, url string, conns int, d time.Duration, args ...string) (wrkResult, string, error) {
 	secs := int(d.Round(time.Second) / time.Second)
 	if secs < 1 {
 		secs = 1
 	}
-	cmd := exec.CommandContext(ctx, wrk, "-t1", "-c"+strconv.Itoa(conns), "-d"+strconv.Itoa(secs)+"s", "--latency", url)
+	args = append([]string{"-t1", "-c" + strconv.Itoa(conns), "-d" + strconv.Itoa(secs) + "s", "--latency"}, args...)
+	cmd := exec.CommandContext(ctx, wrk, append(args, url)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
