@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -74,7 +73,7 @@ func TestRetryBufferBudget(t *testing.T) {
 
 			// Memory is taken as a body arrives, not for its announced
 			// length: 1 KiB of 64 KiB holds one step of 4 KiB.
-			early, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+			early, err := dialProxy(url)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,7 +85,7 @@ func TestRetryBufferBudget(t *testing.T) {
 			testutil.Eventually(t, waitBound, "the budget given back by a client gone", func() bool { return stats.RetryBuffered.Load() == 0 })
 
 			// A slow client sends all but the last byte and waits.
-			slow, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+			slow, err := dialProxy(url)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -41,7 +40,7 @@ func TestRequestTrailersDropped(t *testing.T) {
 		} {
 			forEachEngine(t, func(t *testing.T, e engine) {
 				url, _ := e.start(t, tc.cfg, peer.backend(1))
-				c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+				c, err := dialProxy(url)
 				if err != nil {
 					t.Fatal(err)
 				}
