@@ -24,12 +24,14 @@ import (
 //
 // It implements the same contract as Handler (routing, retries, passive
 // health, forwarded headers, error answers), which remains the reference
-// it is tested against; TLS, HTTP/2 and gzip are served by Handler.
+// it is tested against, and compresses answers by Config.Gzip; TLS and
+// HTTP/2 are served by Handler.
 type FastServer struct {
 	router Router
 	cfg    Config // with cfg.Timeouts resolved (withDefaults)
 	stats  *Stats
 	hooks  fastHooks
+	gzip   *gzipRules // nil: no compression
 
 	mu       sync.Mutex
 	lns      map[net.Listener]struct{}
@@ -97,7 +99,7 @@ func NewFastServer(router Router, cfg Config, stats *Stats) *FastServer {
 		stats = &Stats{}
 	}
 	cfg.Timeouts = cfg.Timeouts.withDefaults()
-	return &FastServer{router: router, cfg: cfg, stats: stats,
+	return &FastServer{router: router, cfg: cfg, stats: stats, gzip: newGzipRules(cfg.Gzip),
 		lns: map[net.Listener]struct{}{}, conns: map[*fastConn]struct{}{}, done: make(chan struct{}),
 		freed: make(chan struct{}, 1)}
 }

@@ -152,6 +152,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 	}
 	proxyCfg := proxy.Config{
 		MaxConns:              maxConns,
+		Gzip:                  proxy.GzipConfig{On: cfg.Gzip, Types: cfg.GzipTypes, Level: cfg.GzipLevel},
 		DialTimeout:           cfg.UpstreamConnectTimeout,
 		ResponseHeaderTimeout: cfg.UpstreamReadTimeout,
 		Timeouts: proxy.Timeouts{
@@ -172,25 +173,23 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", cfg.Listen, err)
 	}
-	// Plain HTTP/1.x goes through the fast data path; TLS (with HTTP/2) and
-	// gzip through the reference engine built on net/http.
+	// Plain HTTP/1.x, compressed or not, goes through the fast data path;
+	// TLS (with HTTP/2) through the reference engine built on net/http.
 	var srv proxy.Server
 	scheme := "http"
 	engine := "fast"
 	switch {
-	case cfg.TLSCert != "" || cfg.Gzip:
+	case cfg.TLSCert != "":
 		engine = "net/http"
 		if maxConns > 0 {
 			// net/http closes no idle connection to make room: at the
 			// cap, new clients wait in the backlog until one ends.
 			ln = netutil.LimitListener(ln, maxConns)
 		}
-		var entry http.Handler = handler
-		if cfg.Gzip {
-			if entry, err = proxy.Gzip(handler, cfg.GzipTypes); err != nil {
-				ln.Close()
-				return err
-			}
+		entry, err := proxy.Gzip(handler, proxyCfg.Gzip)
+		if err != nil {
+			ln.Close()
+			return err
 		}
 		hs := proxy.NewServer(entry)
 		hs.ErrorLog = serverLog(log, "entry")
