@@ -2,9 +2,10 @@
 # bench/run.sh: wharf, nginx and HAProxy side by side, in front of the same
 # three webtest backends, all on 127.0.0.1.
 #
-#   bench/run.sh            full run (10-12 minutes): wrk at 64 and 512
+#   bench/run.sh            full run (14-16 minutes): wrk at 64 and 512
 #                           connections, 5 interleaved runs of 10 s per proxy,
-#                           then 15,000 idle keep-alive connections to each
+#                           then 15,000 idle keep-alive connections to each,
+#                           then the gzip scenario at 64 connections
 #   bench/run.sh --quick    smoke test (about 1 minute): 1 run of 2 s, 5 s hold
 #
 # Options:
@@ -13,14 +14,19 @@
 #   --conc LIST       wrk connection counts (default 64,512)
 #   --conns N         idle connections per proxy (default 15000; 0 skips)
 #   --hold D          how long they are held (default 30s)
-#   --no-throughput   only the idle-connection test
+#   --no-throughput   only the idle-connection test (and the gzip scenario)
+#   --no-gzip         skip the gzip scenario
+#   --gzip-only       only the gzip scenario
 #
 # What it does: installs nginx (nginx-light), haproxy and wrk from Debian's
 # packages when missing; builds wharf, webtest and the bench/cmd/benchrun
 # driver into a temporary directory; starts three webtest backends, then
 # wharf (static upstreams), nginx (bench/nginx.conf) and HAProxy
 # (bench/haproxy.cfg), each on a free 127.0.0.1 port; runs the driver, which
-# prints Markdown tables and writes raw JSON to bench/results/. Before each
+# prints Markdown tables and writes raw JSON to bench/results/. Last, the
+# gzip scenario: the three proxies restarted compressing at gzip level 1,
+# wrk at 64 connections with Accept-Encoding: gzip fetching webtest's 10 KiB
+# JSON sample. Before each
 # run the driver waits (at most 15 s) for the host to be idle, and it repeats
 # once a run that other load disturbed. Every process it started is stopped
 # on exit, also on Ctrl-C or failure. Nothing is pinned to a CPU. Needs Linux
@@ -29,7 +35,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
 
-QUICK=0 RUNS="" DURATION="" CONC="64,512" CONNS=15000 HOLD="" THROUGHPUT=1
+QUICK=0 RUNS="" DURATION="" CONC="64,512" CONNS=15000 HOLD="" THROUGHPUT=1 GZIP=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -39,6 +45,8 @@ while [ $# -gt 0 ]; do
     --conns) CONNS=$2; shift ;;
     --hold) HOLD=$2; shift ;;
     --no-throughput) THROUGHPUT=0 ;;
+    --no-gzip) GZIP=0 ;;
+    --gzip-only) THROUGHPUT=0 CONNS=0 GZIP=1 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -201,6 +209,31 @@ if [ "$CONNS" -gt 0 ]; then
   mapfile -t pargs < <(proxy_args)
   "$TMP/benchrun" "${common[@]}" --conns "$CONNS" "${pargs[@]}"
   stop_all
+fi
+
+# --- gzip scenario -------------------------------------------------------------
+# The same proxies, each compressing application/json at gzip level 1 (HAProxy
+# is built with libslz, which has a single level of its own): nginx's and
+# HAProxy's rendered configs get their gzip lines in place of the @GZIP@
+# comment, wharf its WHARF_GZIP* variables.
+gzip_scenario() {
+  sed -i -e 's|# @GZIP@|gzip on; gzip_comp_level 1; gzip_min_length 20; gzip_vary on; gzip_types application/json;|' "$TMP/nginx.conf"
+  sed -i -e 's|# @GZIP@|compression algo gzip\n    compression type application/json|' "$TMP/haproxy.cfg"
+  nginx -t -q -p "$TMP/" -e "$TMP/nginx-error.log" -c "$TMP/nginx.conf" || die "bad nginx gzip config"
+  haproxy -c -q -f "$TMP/haproxy.cfg" || die "bad haproxy gzip config"
+  export WHARF_GZIP=true WHARF_GZIP_LEVEL=1 WHARF_GZIP_TYPES=application/json
+  start_all
+  local args=("${common[@]}" --gzip --conc 64 --backend-pids "$(IFS=,; echo "${BPIDS[*]}")")
+  [ -n "$RUNS" ] && args+=(--runs "$RUNS")
+  [ -n "$DURATION" ] && args+=(--duration "$DURATION")
+  mapfile -t pargs < <(proxy_args)
+  "$TMP/benchrun" "${args[@]}" "${pargs[@]}"
+  stop_all
+  unset WHARF_GZIP WHARF_GZIP_LEVEL WHARF_GZIP_TYPES
+}
+if [ $GZIP = 1 ]; then
+  echo
+  gzip_scenario
 fi
 
 echo >&2

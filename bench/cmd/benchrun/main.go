@@ -99,6 +99,11 @@ type options struct {
 	conns       int
 	hold        time.Duration
 	rate        int
+	// The request wrk sends, and what the report is called: the plain
+	// get_uuid, or a scenario (gzip.go).
+	path     string
+	headers  []string
+	scenario string // "" for the plain one
 }
 
 func main() {
@@ -131,6 +136,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.conns, "conns", 0, "idle-connection mode: hold this many keep-alive connections to each proxy (0: throughput mode)")
 	fs.DurationVar(&o.hold, "hold", 30*time.Second, "idle-connection mode: how long to hold the connections")
 	fs.IntVar(&o.rate, "rate", 200, "idle-connection mode: requests per second spread over random held connections")
+	gzipMode := fs.Bool("gzip", false, "gzip scenario: "+gzipScenarioDoc)
 	quick := fs.Bool("quick", false, "smoke test: 1 run of 2s, 1s warm-up, 5s hold, no waiting for an idle host, no repeats")
 	freePorts := fs.Int("free-ports", 0, "print this many free TCP ports on 127.0.0.1 below the ephemeral range and exit")
 	if err := fs.Parse(args); err != nil {
@@ -153,6 +159,10 @@ func run(ctx context.Context, args []string) error {
 		o.runs, o.duration, o.warmup, o.hold = 1, 2*time.Second, time.Second, 5*time.Second
 		o.idleWait, o.repeats = 0, 0
 	}
+	o.path = requestPath
+	if *gzipMode {
+		o.useGzip()
+	}
 	var err error
 	if o.backendPIDs, err = parseInts(*backends); err != nil {
 		return fmt.Errorf("--backend-pids: %w", err)
@@ -169,8 +179,12 @@ func run(ctx context.Context, args []string) error {
 	if err := os.MkdirAll(o.outDir, 0o755); err != nil {
 		return err
 	}
+	check := checkProxy
+	if o.scenario == "gzip" {
+		check = checkGzip
+	}
 	for _, p := range o.proxies {
-		if err := checkProxy(ctx, p); err != nil {
+		if err := check(ctx, p); err != nil {
 			return err
 		}
 	}
@@ -316,8 +330,8 @@ func throughputMode(ctx context.Context, o options) error {
 		"duration":     o.duration.String(),
 		"warmup":       o.warmup.String(),
 		"concurrency":  fmt.Sprint(o.concs),
-		"wrk":          "-t1 --latency",
-		"url_path":     requestPath,
+		"wrk":          strings.TrimSpace("-t1 --latency " + wrkHeaderArgs(o.headers)),
+		"url_path":     o.path,
 		"interleaving": "per round, proxies in the order given",
 	}
 	rep := throughputReport{Meta: m, Proxies: o.proxies}
@@ -373,7 +387,11 @@ func throughputMode(ctx context.Context, o options) error {
 	rep.Summary = summarize(rep.Runs, o)
 	md := throughputMarkdown(rep, o)
 	fmt.Print(md)
-	return writeResults(o.outDir, "throughput", rep, md)
+	kind := "throughput"
+	if o.scenario != "" {
+		kind += "-" + o.scenario
+	}
+	return writeResults(o.outDir, kind, rep, md)
 }
 
 // idleBusy is the load (CPUs busy) under which the host counts as idle: the
@@ -447,7 +465,7 @@ func measureRun(ctx context.Context, o options, p target, conns int, d time.Dura
 		return r, err
 	}
 	r.Start = time.Now()
-	w, out, err := runWrk(ctx, o.wrk, "http://"+p.Addr+requestPath, conns, d)
+	w, out, err := runWrk(ctx, o.wrk, "http://"+p.Addr+o.path, conns, d, o.headers)
 	if err != nil {
 		return r, fmt.Errorf("%w\n%s", err, out)
 	}

@@ -138,10 +138,14 @@ func header(m meta, title string) string {
 
 func throughputMarkdown(rep throughputReport, o options) string {
 	var b strings.Builder
-	b.WriteString(header(rep.Meta, "Throughput, latency and CPU per request"))
-	fmt.Fprintf(&b, "- Method: `wrk -t1 -cC -d%s --latency` on `%s`, %d measured run(s) per proxy and concurrency after one %s warm-up, proxies interleaved; "+
+	title := "Throughput, latency and CPU per request"
+	if o.scenario == "gzip" {
+		title += ": " + gzipScenarioDoc
+	}
+	b.WriteString(header(rep.Meta, title))
+	fmt.Fprintf(&b, "- Method: `wrk -t1 -cC -d%s --latency%s` on `%s`, %d measured run(s) per proxy and concurrency after one %s warm-up, proxies interleaved; "+
 		"figures are medians (min–max); CPU is user+system time of all the proxy's processes from /proc, per completed request; ratios are medians over %s's.\n\n",
-		o.duration, requestPath, o.runs, o.warmup, o.baseline)
+		o.duration, strings.TrimRight(" "+wrkHeaderArgs(o.headers), " "), o.path, o.runs, o.warmup, o.baseline)
 	b.WriteString("| c | proxy | req/s | p50 ms | p99 ms | errors | proxy CPU µs/req | CPU/req vs " + o.baseline + " | req/s vs " + o.baseline + " | p99 vs " + o.baseline + " |\n")
 	b.WriteString("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, s := range rep.Summary {

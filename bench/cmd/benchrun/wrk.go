@@ -59,6 +59,15 @@ func unitMS(v float64, unit string) float64 {
 	return v
 }
 
+// wrkHeaderArgs is how the header lines are given to wrk, for the report.
+func wrkHeaderArgs(headers []string) string {
+	var b strings.Builder
+	for _, h := range headers {
+		fmt.Fprintf(&b, "-H '%s' ", h)
+	}
+	return strings.TrimSpace(b.String())
+}
+
 // parseWrk reads the text wrk --latency prints.
 func parseWrk(out string) (wrkResult, error) {
 	var r wrkResult
@@ -105,13 +114,18 @@ func parseWrk(out string) (wrkResult, error) {
 	return r, nil
 }
 
-// runWrk runs wrk with one thread and conns connections for d against url.
-func runWrk(ctx context.Context, wrk, url string, conns int, d time.Duration) (wrkResult, string, error) {
+// runWrk runs wrk with one thread and conns connections for d against url,
+// adding the header lines given.
+func runWrk(ctx context.Context, wrk, url string, conns int, d time.Duration, headers []string) (wrkResult, string, error) {
 	secs := int(d.Round(time.Second) / time.Second)
 	if secs < 1 {
 		secs = 1
 	}
-	cmd := exec.CommandContext(ctx, wrk, "-t1", "-c"+strconv.Itoa(conns), "-d"+strconv.Itoa(secs)+"s", "--latency", url)
+	args := []string{"-t1", "-c" + strconv.Itoa(conns), "-d" + strconv.Itoa(secs) + "s", "--latency"}
+	for _, h := range headers {
+		args = append(args, "-H", h)
+	}
+	cmd := exec.CommandContext(ctx, wrk, append(args, url)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
