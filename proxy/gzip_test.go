@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wharflb/wharf/internal/testutil"
 	"github.com/wharflb/wharf/lb"
 )
 
@@ -558,3 +559,23 @@ func TestLargeBodiesGzipInBoundedMemory(t *testing.T) {
 type byteCount struct{ n int64 }
 
 func (w *byteCount) Write(p []byte) (int, error) { w.n += int64(len(p)); return len(p), nil }
+
+// BenchmarkGzipSample is one keep-alive client fetching a 10 KiB JSON
+// answer of a net/http peer compressed, as the gzip row of bench/ does.
+func BenchmarkGzipSample(b *testing.B) {
+	body := jsonish(rand.New(rand.NewPCG(6, 7)), 10<<10)
+	peer := testutil.NewBackend(b, "sample", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body)
+	})
+	url, _ := newFastProxy(b, gzipOn, lb.Backend{ID: "sample", Name: "sample", Network: "tcp", Addr: peer.Addr(), Weight: 1})
+	roundTrip := keepAliveClientWith(b, url, "Accept-Encoding: gzip\r\n")
+	for i := 0; i < 100; i++ {
+		roundTrip()
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		roundTrip()
+	}
+}
