@@ -208,17 +208,6 @@ type tlsSocket struct {
 	body int
 }
 
-// errWouldBlock is what tlsSocket.Read returns in the read session when
-// the socket has nothing: crypto/tls passes on a temporary net.Error
-// without failing the connection, keeping the bytes it has.
-var errWouldBlock net.Error = wouldBlock{}
-
-type wouldBlock struct{}
-
-func (wouldBlock) Error() string   { return "proxy: nothing to read yet" }
-func (wouldBlock) Timeout() bool   { return false }
-func (wouldBlock) Temporary() bool { return true }
-
 func (s *tlsSocket) Read(b []byte) (int, error) {
 	c := s.c
 	if !c.inSession {

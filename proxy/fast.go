@@ -25,14 +25,15 @@ import (
 //
 // It implements the same contract as Handler (routing, retries, passive
 // health, forwarded headers, error answers), which remains the reference
-// it is tested against. It serves HTTP/1.x in TLS too (EnableTLS); HTTP/2
-// and gzip are served by Handler.
+// it is tested against, and compresses answers by Config.Gzip. It serves
+// HTTP/1.x in TLS too (EnableTLS); HTTP/2 is served by Handler.
 type FastServer struct {
 	router Router
 	cfg    Config // with cfg.Timeouts resolved (withDefaults)
 	stats  *Stats
 	hooks  fastHooks
-	tls    *fastTLS // nil: plain TCP
+	tls    *fastTLS   // nil: plain TCP
+	gzip   *gzipRules // nil: no compression
 
 	mu       sync.Mutex
 	lns      map[net.Listener]struct{}
@@ -100,7 +101,7 @@ func NewFastServer(router Router, cfg Config, stats *Stats) *FastServer {
 		stats = &Stats{}
 	}
 	cfg.Timeouts = cfg.Timeouts.withDefaults()
-	return &FastServer{router: router, cfg: cfg, stats: stats,
+	return &FastServer{router: router, cfg: cfg, stats: stats, gzip: newGzipRules(cfg.Gzip),
 		lns: map[net.Listener]struct{}{}, conns: map[*fastConn]struct{}{}, done: make(chan struct{}),
 		freed: make(chan struct{}, 1)}
 }

@@ -43,6 +43,7 @@ type forwarding struct {
 	// Facts of the request head kept apart from it: reading the body may
 	// reuse the buffer the head's slices point into.
 	idempotent, isHead bool
+	acceptsGzip        bool // compression is on and the client takes gzip
 	// sentInterim: an interim answer (103 Early Hints...) went to the
 	// client; from then on nothing may be retried.
 	sentInterim bool
@@ -73,6 +74,7 @@ func (f *forwarding) run() (int, bool) {
 	c, req := f.c, &f.c.x.req
 	f.idempotent, f.isHead = idempotent(bstring(req.Method)), string(req.Method) == "HEAD"
 	defer f.releaseKept()
+	f.acceptsGzip = c.s.gzip != nil && httpwire.AcceptsGzip(req.Headers)
 	if err := f.prepare(); err != nil {
 		if errors.Is(err, errBadChunked) {
 			c.writeError(400, msgBadRequest+": "+err.Error(), f.pool.Name(), true)
@@ -720,10 +722,16 @@ func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Respons
 		f.tunnel(up, pool, res, rbuf)
 		return false, answered
 	}
+	// An answer that may be compressed depends on the client's
+	// Accept-Encoding, compressed or not.
+	vary := !f.isHead && c.s.gzip.compressible(res)
+	if vary && f.acceptsGzip {
+		return f.relayCompressed(up, pool, res, rbuf)
+	}
 	keepClient := !req.Close && res.Framing != httpwire.ByClose && !c.s.shutdown.Load() && f.finishBodyIfDone()
 	// An HTTP/1.0 client closes unless told keep-alive; an HTTP/1.1 one
 	// keeps the connection unless told close.
-	opts := httpwire.ResponseOptions{Close: !keepClient && req.Minor == 1, KeepAlive: keepClient && req.Minor == 0}
+	opts := httpwire.ResponseOptions{Close: !keepClient && req.Minor == 1, KeepAlive: keepClient && req.Minor == 0, Vary: vary}
 	unchunk := res.Framing == httpwire.ByChunks && req.Minor == 0
 	if unchunk {
 		opts.Unchunk, keepClient = true, false
@@ -814,6 +822,22 @@ func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Respons
 			return false, brokenAnswer
 		}
 		return false, answered
+	}
+	pool.put(up, reuse, f.start)
+	return keepClient, answered
+}
+
+// relayCompressed passes the answer to the client gzip-coded (relayGzip):
+// chunked to an HTTP/1.1 client, which may then keep its connection
+// whatever the peer's framing, and ended by closing to an HTTP/1.0 one.
+func (f *forwarding) relayCompressed(up *upConn, pool *upstreamPool, res *httpwire.Response, rbuf *[]byte) (bool, outcome) {
+	c, req := f.c, &f.c.x.req
+	keepClient := !req.Close && req.Minor == 1 && !c.s.shutdown.Load() && f.finishBodyIfDone()
+	opts := httpwire.ResponseOptions{Gzip: true, Vary: true, Close: !keepClient && req.Minor == 1, Unchunk: req.Minor == 0}
+	reuse, out := f.relayGzip(up, res, rbuf, &opts)
+	if out != answered {
+		pool.discard(up)
+		return false, out
 	}
 	pool.put(up, reuse, f.start)
 	return keepClient, answered

@@ -59,6 +59,10 @@ type Config struct {
 	// MaxConns bounds the client connections of the fast data path (see
 	// FastServer); 0 means no bound.
 	MaxConns int
+	// Gzip compresses answers on the fast data path; the zero value
+	// compresses nothing. The reference engine compresses only when
+	// wrapped by Gzip.
+	Gzip GzipConfig
 
 	// TrustedProxies are the addresses whose forwarded fields are believed
 	// (nginx set_real_ip_from with real_ip_recursive on): a client in one

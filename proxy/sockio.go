@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"io"
+	"net"
 	"os"
 	"syscall"
 )
@@ -23,6 +24,7 @@ import (
 type sockIO struct {
 	rc      syscall.RawConn
 	readFn  func(fd uintptr) bool // nil unless made with reads
+	nowFn   func(fd uintptr) bool // nil unless made with reads
 	writeFn func(fd uintptr) bool
 
 	buf []byte
@@ -35,18 +37,22 @@ func (s *sockIO) init(rc syscall.RawConn, reads bool) {
 	s.rc = rc
 	if reads {
 		s.readFn = s.readOnce
+		s.nowFn = s.readNowOnce
 	}
 	s.writeFn = s.writeOnce
 }
 
 // Read reads into b as io.Reader does: it waits until some bytes are there
 // and returns io.EOF at the end of the stream.
-func (s *sockIO) Read(b []byte) (int, error) {
+func (s *sockIO) Read(b []byte) (int, error) { return s.read(b, s.readFn) }
+
+// read reads into b by the RawConn callback fn (readFn or nowFn).
+func (s *sockIO) read(b []byte, fn func(fd uintptr) bool) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
 	s.buf, s.n, s.err = b, 0, nil
-	err := s.rc.Read(s.readFn)
+	err := s.rc.Read(fn)
 	s.buf = nil
 	return s.readResult(err)
 }
@@ -63,6 +69,29 @@ func (s *sockIO) readResult(err error) (int, error) {
 		return 0, io.EOF
 	}
 	return s.n, nil
+}
+
+// errWouldBlock: a read that may not wait (ReadNow, or tlsSocket.Read in
+// the read session) found nothing to read. It is a temporary net.Error so
+// that crypto/tls, reading through tlsSocket, passes it on without
+// failing the connection and keeps the bytes it has.
+var errWouldBlock net.Error = wouldBlock{}
+
+type wouldBlock struct{}
+
+func (wouldBlock) Error() string   { return "proxy: nothing to read yet" }
+func (wouldBlock) Timeout() bool   { return false }
+func (wouldBlock) Temporary() bool { return true }
+
+// ReadNow is Read without the wait: it returns errWouldBlock when nothing
+// has arrived.
+func (s *sockIO) ReadNow(b []byte) (int, error) { return s.read(b, s.nowFn) }
+
+func (s *sockIO) readNowOnce(fd uintptr) bool {
+	if !s.readOnce(fd) {
+		s.err = errWouldBlock
+	}
+	return true
 }
 
 func (s *sockIO) readOnce(fd uintptr) bool {

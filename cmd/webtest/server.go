@@ -47,7 +47,8 @@ type Server struct {
 	newUUID func() (string, error)
 	failing atomic.Bool
 	mux     *http.ServeMux
-	record  *recorder // nil unless Record was called
+	record  *recorder                 // nil unless Record was called
+	sample  atomic.Pointer[sampleDoc] // the last action=sample answer
 }
 
 // NewServer returns a handler whose answers carry name in their Server field.
@@ -115,6 +116,10 @@ func (s *Server) serveWebtest(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	if r.FormValue("action") == "sample" {
+		s.serveSample(w, r)
+		return
+	}
 	if r.FormValue("action") != "get_uuid" {
 		s.writeJSON(w, http.StatusOK, failure{Message: "action not found", Server: s.name})
 		return

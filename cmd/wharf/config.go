@@ -32,6 +32,7 @@ type config struct {
 	TLSSessionTickets   bool
 	Gzip                bool
 	GzipTypes           []string
+	GzipLevel           int
 	NextUpstreamTries   int
 	NextUpstreamTimeout time.Duration
 	RetryOnStatus       []int
@@ -89,21 +90,30 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	fs.BoolVar(&c.TLSSessionTickets, "tls-session-tickets", true, "let TLS clients resume sessions from tickets (keys rotated daily by Go's crypto/tls); false makes every new connection a full handshake (nginx ssl_session_tickets)")
 	fs.BoolVar(&c.Gzip, "gzip", false, "gzip answers of --gzip-types for clients that accept it")
 	c.GzipTypes = proxy.DefaultGzipTypes
-	fs.Func("gzip-types", "comma-separated media types compressed with --gzip (default: nginx gzip_types of text, JSON, JavaScript and XML)", func(s string) error {
+	fs.Func("gzip-types", "comma-separated media types compressed with --gzip, * for any; text/html always is (default: nginx gzip_types of text, JSON, JavaScript and XML)", func(s string) error {
 		c.GzipTypes = nil
 		for _, t := range strings.Split(s, ",") {
 			t = strings.TrimSpace(t)
 			if t == "" {
 				continue
 			}
-			if !strings.Contains(t, "/") || strings.ContainsAny(t, " ;") {
-				return fmt.Errorf("%q is not a media type like application/json", t)
+			if t != "*" && (!strings.Contains(t, "/") || strings.ContainsAny(t, " ;")) {
+				return fmt.Errorf("%q is not a media type like application/json, nor *", t)
 			}
 			c.GzipTypes = append(c.GzipTypes, strings.ToLower(t))
 		}
 		if len(c.GzipTypes) == 0 {
 			return errors.New("empty list")
 		}
+		return nil
+	})
+	c.GzipLevel = proxy.DefaultGzipLevel
+	fs.Func("gzip-level", "compression level of --gzip, 1 (fastest) to 9 (smallest) (default 1; nginx gzip_comp_level)", func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 9 {
+			return errors.New("want a whole number from 1 to 9")
+		}
+		c.GzipLevel = n
 		return nil
 	})
 	fs.Func("next-upstream-tries", "attempts per request; 0 = every peer once", func(s string) error {

@@ -22,7 +22,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "defaults", args: []string{"--network", "webtest"}, check: func(c *config) string {
 			if c.Listen != ":10000" || c.AdminListen != "127.0.0.1:8080" || c.LabelPrefix != "lb" ||
 				c.LogLevel != "info" || c.LogFormat != "auto" || c.RetryBodyLimit != 64<<10 || c.RetryBufferBudget != 16<<20 ||
-				c.ShutdownTimeout != 30*time.Second || c.NextUpstreamTries != 0 || c.Gzip || len(c.GzipTypes) != 8 {
+				c.ShutdownTimeout != 30*time.Second || c.NextUpstreamTries != 0 || c.Gzip || len(c.GzipTypes) != 8 || c.GzipLevel != 1 {
 				return "unexpected defaults"
 			}
 			return ""
@@ -58,6 +58,23 @@ func TestParseConfig(t *testing.T) {
 				}
 				return ""
 			}},
+		{name: "gzip any type and level", args: []string{"--network", "n", "--gzip-types", "*", "--gzip-level", "6"},
+			check: func(c *config) string {
+				if strings.Join(c.GzipTypes, ",") != "*" || c.GzipLevel != 6 {
+					return fmt.Sprint("types ", c.GzipTypes, " level ", c.GzipLevel)
+				}
+				return ""
+			}},
+		{name: "gzip level from env", args: []string{"--network", "n"}, env: map[string]string{"WHARF_GZIP_LEVEL": "9"},
+			check: func(c *config) string {
+				if c.GzipLevel != 9 {
+					return fmt.Sprint("level ", c.GzipLevel)
+				}
+				return ""
+			}},
+		{name: "bad gzip level", args: []string{"--network", "n", "--gzip-level", "0"}, wantErr: "--gzip-level"},
+		{name: "bad gzip level env", args: []string{"--network", "n"}, env: map[string]string{"WHARF_GZIP_LEVEL": "fast"}, wantErr: "WHARF_GZIP_LEVEL"},
+		{name: "bad gzip type", args: []string{"--network", "n", "--gzip-types", "json"}, wantErr: "--gzip-types"},
 		{name: "swarm default auto", args: []string{"--network", "n"}, check: func(c *config) string {
 			if c.Swarm != "auto" {
 				return "swarm " + c.Swarm

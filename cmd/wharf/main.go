@@ -22,7 +22,6 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
-	"golang.org/x/net/netutil"
 
 	"github.com/wharflb/wharf/admin"
 	"github.com/wharflb/wharf/discovery"
@@ -155,6 +154,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 	}
 	proxyCfg := proxy.Config{
 		MaxConns:              maxConns,
+		Gzip:                  proxy.GzipConfig{On: cfg.Gzip, Types: cfg.GzipTypes, Level: cfg.GzipLevel},
 		DialTimeout:           cfg.UpstreamConnectTimeout,
 		ResponseHeaderTimeout: cfg.UpstreamReadTimeout,
 		Timeouts: proxy.Timeouts{
@@ -176,12 +176,11 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", cfg.Listen, err)
 	}
-	// HTTP/1.x, plain or in TLS, goes through the fast data path, and
-	// HTTP/2 (by ALPN) through the reference engine's Handler beside it;
-	// gzip through the reference engine built on net/http.
+	// HTTP/1.x, plain or in TLS, compressed or not, goes through the fast
+	// data path; HTTP/2 (by ALPN) through the reference engine's Handler
+	// beside it.
 	var srv proxy.Server
 	scheme := "http"
-	engine := "fast"
 	var tlsConfig *tls.Config
 	if cfg.TLS() || auto != nil {
 		var static getCertificate
@@ -205,33 +204,17 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		tlsConfig.SessionTicketsDisabled = !cfg.TLSSessionTickets
 		scheme = "https"
 	}
-	switch {
-	case cfg.Gzip:
-		engine = "net/http"
-		if maxConns > 0 {
-			// net/http closes no idle connection to make room: at the
-			// cap, new clients wait in the backlog until one ends.
-			ln = netutil.LimitListener(ln, maxConns)
-		}
-		entry, err := proxy.Gzip(handler, cfg.GzipTypes)
+	fs := proxy.NewFastServer(bal, proxyCfg, handler.Stats())
+	if tlsConfig != nil {
+		// HTTP/2 answers are compressed by the same rules.
+		h2, err := proxy.Gzip(handler, proxyCfg.Gzip)
 		if err != nil {
 			ln.Close()
 			return err
 		}
-		hs := proxy.NewServer(entry)
-		hs.ErrorLog = serverLog(log, "entry")
-		if tlsConfig != nil {
-			hs.TLSConfig = tlsConfig
-			ln = tls.NewListener(ln, hs.TLSConfig)
-		}
-		srv = hs
-	default:
-		fs := proxy.NewFastServer(bal, proxyCfg, handler.Stats())
-		if tlsConfig != nil {
-			fs.EnableTLS(tlsConfig, handler, serverLog(log, "entry"))
-		}
-		srv = fs
+		fs.EnableTLS(tlsConfig, h2, serverLog(log, "entry"))
 	}
+	srv = fs
 
 	if cfg.AdminListen != "" {
 		aln, err := net.Listen("tcp", cfg.AdminListen)
@@ -254,7 +237,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 	}
 
 	ev := log.Info().Str("listen", scheme+"://"+ln.Addr().String()).Str("admin", cfg.AdminListen).
-		Int("static_peers", len(cfg.Upstreams)).Int("max_conns", maxConns).Str("engine", engine).Str("version", versionString())
+		Int("static_peers", len(cfg.Upstreams)).Int("max_conns", maxConns).Str("engine", "fast").Str("version", versionString())
 	if cfg.Network != "" {
 		ev = ev.Str("network", cfg.Network).Str("engine_version", engineVersion).Str("api_version", apiVersion)
 	}

@@ -218,6 +218,14 @@ type ResponseOptions struct {
 	// decodes the body (Chunked.Decode) and ends it by closing, as an
 	// HTTP/1.0 client requires.
 	Unchunk bool
+	// Gzip: the forwarder sends the body gzip-coded. "Content-Encoding:
+	// gzip" is added, Content-Length, Accept-Ranges and Trailer are
+	// dropped, a strong ETag is made weak (as nginx does), and the body is
+	// chunked, or with Unchunk ends by closing.
+	Gzip bool
+	// Vary adds "Vary: Accept-Encoding" unless a Vary field lists it (or
+	// "*") already: the answer depends on the client's Accept-Encoding.
+	Vary bool
 }
 
 // AppendResponse appends to dst the HTTP/1.1 head that forwards r to the
@@ -226,13 +234,17 @@ type ResponseOptions struct {
 // Content-Length and Transfer-Encoding (a Trailer field stays with a
 // chunked body), then the framing (chunked, or the received
 // Content-Length except on 1xx and 204), then "Connection: Upgrade" and
-// Upgrade for a 101, else the Connection option of o. It allocates only if
-// dst lacks capacity.
+// Upgrade for a 101, else the Connection option of o; o's Gzip and Vary
+// change the fields as they say. It allocates only if dst lacks capacity.
 func AppendResponse(dst []byte, r *Response, o *ResponseOptions) []byte {
 	if o == nil {
 		o = &ResponseOptions{}
 	}
 	chunked := r.Chunked && !o.Unchunk
+	if o.Gzip {
+		chunked = !o.Unchunk
+	}
+	vary := o.Vary
 	dst = append(dst, "HTTP/1.1 "...)
 	dst = strconv.AppendInt(dst, int64(r.Status), 10)
 	dst = append(dst, ' ')
@@ -241,8 +253,14 @@ func AppendResponse(dst []byte, r *Response, o *ResponseOptions) []byte {
 	for i := range r.Headers {
 		h := &r.Headers[i]
 		switch {
-		case h.kind == kTrailer && chunked:
+		case h.kind == kTrailer && chunked && !o.Gzip:
 		case h.Hop, h.kind == kContentLength:
+			continue
+		case vary && len(h.Name) == len("vary") && equalFold(h.Name, "vary") && listsAcceptEncoding(h.Value):
+			vary = false
+		}
+		if o.Gzip {
+			dst, _ = appendGzipField(dst, h)
 			continue
 		}
 		dst = appendField(dst, h.Name, h.Value)
@@ -250,8 +268,17 @@ func AppendResponse(dst []byte, r *Response, o *ResponseOptions) []byte {
 	switch {
 	case chunked && bodyAllowedForStatus(r.Status):
 		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
+	case o.Gzip:
+		// The coded length is not known in advance: the body ends by
+		// closing.
 	case !r.Chunked && r.ContentLength >= 0 && (r.Status == 304 || bodyAllowedForStatus(r.Status)):
 		dst = appendFraming(dst, false, r.ContentLength)
+	}
+	if o.Gzip {
+		dst = append(dst, "Content-Encoding: gzip\r\n"...)
+	}
+	if vary {
+		dst = append(dst, "Vary: Accept-Encoding\r\n"...)
 	}
 	switch {
 	case r.Upgrade != nil:

@@ -108,6 +108,28 @@ func TestAppendResponse(t *testing.T) {
 			"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"},
 		{"no reason", "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", nil,
 			"HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n"},
+		// Gzip: the body goes compressed; Vary: it depends on Accept-Encoding.
+		{"length to chunked, strong ETag weak, ranges dropped",
+			"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nETag: \"x\"\r\nAccept-Ranges: bytes\r\nContent-Length: 200\r\n\r\n", &ResponseOptions{Gzip: true, Vary: true},
+			"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nETag: W/\"x\"\r\nTransfer-Encoding: chunked\r\nContent-Encoding: gzip\r\nVary: Accept-Encoding\r\n\r\n"},
+		{"weak ETag kept, malformed dropped",
+			"HTTP/1.1 200 OK\r\nETag: W/\"x\"\r\nEtag: x\r\n\r\n", &ResponseOptions{Gzip: true},
+			"HTTP/1.1 200 OK\r\nETag: W/\"x\"\r\nTransfer-Encoding: chunked\r\nContent-Encoding: gzip\r\n\r\n"},
+		{"chunked with trailers: decoded, trailers dropped",
+			"HTTP/1.1 200 OK\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\n\r\n", &ResponseOptions{Gzip: true},
+			"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Encoding: gzip\r\n\r\n"},
+		{"HTTP/1.0 client: ends by closing",
+			"HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n", &ResponseOptions{Gzip: true, Unchunk: true, Close: true},
+			"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nConnection: close\r\n\r\n"},
+		{"Vary listing it already",
+			"HTTP/1.1 200 OK\r\nVary: Origin, Accept-Encoding\r\nContent-Length: 200\r\n\r\n", &ResponseOptions{Vary: true},
+			"HTTP/1.1 200 OK\r\nVary: Origin, Accept-Encoding\r\nContent-Length: 200\r\n\r\n"},
+		{"Vary *",
+			"HTTP/1.1 200 OK\r\nVary: *\r\nContent-Length: 200\r\n\r\n", &ResponseOptions{Vary: true},
+			"HTTP/1.1 200 OK\r\nVary: *\r\nContent-Length: 200\r\n\r\n"},
+		{"Vary added to another",
+			"HTTP/1.1 200 OK\r\nVary: Origin\r\nContent-Length: 200\r\n\r\n", &ResponseOptions{Vary: true},
+			"HTTP/1.1 200 OK\r\nVary: Origin\r\nContent-Length: 200\r\nVary: Accept-Encoding\r\n\r\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
