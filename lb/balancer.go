@@ -156,6 +156,7 @@ func (b *Balancer) build() (*Table, []*peerState) {
 	var removed []*peerState
 	for k, st := range b.states {
 		if states[k] == nil {
+			st.left.Store(true)
 			removed = append(removed, st)
 		}
 	}

@@ -291,6 +291,36 @@ func TestInvalidBackendSkipped(t *testing.T) {
 	}
 }
 
+// A request routed by an older table retries on that table's pool; a
+// peer that has left the table since (a task scaled down, a container
+// stopped) is not picked there, under every policy, while the peers that
+// stay are.
+func TestLeftPeerNotPickedFromOlderPool(t *testing.T) {
+	for _, policy := range []Policy{RoundRobin, LeastConn, IPHash, P2C} {
+		b := New()
+		var bks []Backend
+		for _, n := range []string{"a", "b", "c"} {
+			bk := be(n, 1)
+			bk.Rules.Policy = policy
+			bks = append(bks, bk)
+		}
+		b.Update("test", bks)
+		old := b.Table().Pool(DefaultService)
+		b.Update("test", []Backend{bks[0], bks[2]})
+		seen := map[string]bool{}
+		for i := 0; i < 50; i++ {
+			var tried []*Peer
+			for pe := old.Pick(b.Now(), uint64(i), tried); pe != nil; pe = old.Pick(b.Now(), uint64(i), tried) {
+				tried = append(tried, pe)
+				seen[pe.Name] = true
+			}
+		}
+		if seen["b"] || !seen["a"] || !seen["c"] {
+			t.Errorf("%v: picked from the older pool %v; want a and c, never b", policy, seen)
+		}
+	}
+}
+
 func TestOnRemoveGetsAttachment(t *testing.T) {
 	var got []any
 	b := New(OnRemove(func(a any) { got = append(got, a) }))

@@ -41,6 +41,12 @@ type peerState struct {
 	// does not pass; the Balancer sets it, see SetCheckResult.
 	checkFailing atomic.Bool
 
+	// left is set when the peer is no longer in the Balancer's table. A
+	// request routed by an older table may still retry on that table's
+	// pool; it must not pick a peer that has left (a task scaled down, a
+	// container stopped), whose host may no longer answer at all.
+	left atomic.Bool
+
 	answers StatusClasses
 	latency Histogram
 }
@@ -49,7 +55,7 @@ type peerState struct {
 // requests at now (nanoseconds on the Balancer's clock).
 func (p *Peer) Available(now int64) bool {
 	d := p.state.downUntil.Load()
-	return (d == 0 || now >= d) && !p.state.checkFailing.Load()
+	return (d == 0 || now >= d) && !p.state.checkFailing.Load() && !p.state.left.Load()
 }
 
 // InFlight is the number of requests currently forwarded to the peer.
@@ -165,10 +171,12 @@ func (p *Peer) State(now int64) string {
 	return "ready"
 }
 
-// DownReason says why an unavailable peer is out: "health check" or
-// "max_fails"; "" when it is available.
+// DownReason says why an unavailable peer is out: "left" (the table),
+// "health check" or "max_fails"; "" when it is available.
 func (p *Peer) DownReason(now int64) string {
 	switch {
+	case p.state.left.Load():
+		return "left"
 	case p.state.checkFailing.Load():
 		return "health check"
 	case !p.Available(now):
