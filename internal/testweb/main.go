@@ -11,7 +11,7 @@
 //	{"Server":"<hostname>","Received":<unix ns>,"Listening":<unix ns>}
 //
 // where Received is when the request arrived and Listening is when the port
-// started accepting connections. --listen-after D keeps the port closed
+// was about to open (no connection can succeed before it). --listen-after D keeps the port closed
 // (connections refused) for D after the process starts. On SIGTERM or
 // SIGINT, --on-term decides: exit stops at once; drain keeps accepting and
 // answering for --drain, then exits; ignore carries on (only SIGKILL stops
@@ -69,12 +69,15 @@ func run(args []string, stderr io.Writer) int {
 			return 0
 		}
 	}
+	// Read before the port opens: no connection can succeed earlier, so a
+	// peer routed before this time was routed too early, however late
+	// this process is scheduled after the listen.
+	listening := time.Now().UnixNano()
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "testweb: %v\n", err)
 		return 1
 	}
-	listening := time.Now().UnixNano()
 	fmt.Fprintf(stderr, "testweb: %s listening on %s after %s\n", name, ln.Addr(), time.Since(start).Round(time.Millisecond))
 
 	srv := &http.Server{
