@@ -2,11 +2,12 @@
 # bench/run.sh: wharf, nginx and HAProxy side by side, in front of the same
 # three webtest backends, all on 127.0.0.1.
 #
-#   bench/run.sh            full run (16-20 minutes): wrk at 64 and 512
-#                           connections, at 64 over https and at 32 over https
-#                           with a handshake per request, 5 interleaved runs
-#                           of 10 s per proxy, then 15,000 idle keep-alive
-#                           connections to each
+#   bench/run.sh            full run (19-23 minutes): wrk at 64 and 512
+#                           connections, at 64 over https, at 32 over https
+#                           with a handshake per request, and at 64 fetching
+#                           a 10 KiB JSON answer gzipped at level 1, 5
+#                           interleaved runs of 10 s per proxy, then 15,000
+#                           idle keep-alive connections to each
 #   bench/run.sh --quick    smoke test (about 1 minute): 1 run of 2 s, 5 s hold
 #
 # Options:
@@ -18,6 +19,10 @@
 #   --handshake-conc LIST  wrk connection counts over https with
 #                     "Connection: close", a full TLS handshake per request
 #                     (default 32; '' for none)
+#   --gzip-conc LIST  wrk connection counts fetching webtest's 10 KiB JSON
+#                     sample with Accept-Encoding: gzip from listeners that
+#                     compress it at gzip level 1 (default 64; '' for none)
+#   --gzip-only       only the gzip load (no other load, no idle connections)
 #   --conns N         idle connections per proxy (default 15000; 0 skips)
 #   --hold D          how long they are held (default 30s)
 #   --no-throughput   only the idle-connection test
@@ -26,7 +31,8 @@
 # packages when missing; builds wharf, webtest and the bench/cmd/benchrun
 # driver into a temporary directory; starts three webtest backends, then
 # wharf (static upstreams), nginx (bench/nginx.conf) and HAProxy
-# (bench/haproxy.cfg), each on a free 127.0.0.1 port; runs the driver, which
+# (bench/haproxy.cfg), each on free 127.0.0.1 ports (plain, TLS, and one
+# that compresses JSON at gzip level 1); runs the driver, which
 # prints Markdown tables and writes raw JSON to bench/results/. Before each
 # run the driver waits (at most 15 s) for the host to be idle, and it repeats
 # once a run that other load disturbed. Every process it started is stopped
@@ -38,7 +44,7 @@ export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
 SCRIPT=run.sh
 . bench/lib.sh
 
-QUICK=0 RUNS="" DURATION="" CONC="64,512" TLSCONC="64" HSCONC="32" CONNS=15000 HOLD="" THROUGHPUT=1
+QUICK=0 RUNS="" DURATION="" CONC="64,512" TLSCONC="64" HSCONC="32" GZIPCONC="64" CONNS=15000 HOLD="" THROUGHPUT=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -47,6 +53,8 @@ while [ $# -gt 0 ]; do
     --conc) CONC=$2; shift ;;
     --tls-conc) TLSCONC=$2; shift ;;
     --handshake-conc) HSCONC=$2; shift ;;
+    --gzip-conc) GZIPCONC=$2; shift ;;
+    --gzip-only) CONC="" TLSCONC="" HSCONC="" CONNS=0 ;;
     --conns) CONNS=$2; shift ;;
     --hold) HOLD=$2; shift ;;
     --no-throughput) THROUGHPUT=0 ;;
@@ -121,13 +129,18 @@ go build -o "$TMP/benchrun" ./bench/cmd/benchrun
 hard=$(ulimit -Hn)
 if [ "$hard" = unlimited ] || [ "$hard" -ge 20000 ]; then ulimit -n 20000; else ulimit -n "$hard"; fi
 
-mapfile -t PORTS < <("$TMP/benchrun" --free-ports 9)
+mapfile -t PORTS < <("$TMP/benchrun" --free-ports 12)
 B1=${PORTS[0]} B2=${PORTS[1]} B3=${PORTS[2]}
 declare -A PORT=([wharf]=${PORTS[3]} [nginx]=${PORTS[4]} [haproxy]=${PORTS[5]})
 # The TLS listeners: nginx and HAProxy serve both from one process; wharf,
 # which has one --listen, runs a second process (wharf-tls) for them.
 declare -A TLSPORT=([wharf]=${PORTS[6]} [nginx]=${PORTS[7]} [haproxy]=${PORTS[8]})
 PORT[wharf-tls]=${TLSPORT[wharf]}
+# The listeners that compress, for the gzip load: a third server block of
+# nginx, a second frontend of HAProxy, a third wharf process (wharf-gzip).
+# The plain listeners compress nothing: their rows are measured without it.
+declare -A GZIPPORT=([wharf]=${PORTS[9]} [nginx]=${PORTS[10]} [haproxy]=${PORTS[11]})
+PORT[wharf-gzip]=${GZIPPORT[wharf]}
 
 # One ECDSA P-256 certificate for all three, made for this run.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
@@ -136,14 +149,14 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 cat "$TMP/cert.pem" "$TMP/key.pem" >"$TMP/haproxy.pem"
 chmod 644 "$TMP/key.pem" "$TMP/haproxy.pem" # nginx workers may run as nobody; the key is this run's only
 
-render() { # render TEMPLATE OUT PORT TLSPORT
+render() { # render TEMPLATE OUT PORT TLSPORT GZIPPORT
   local user=""
   [ "$(id -u)" -eq 0 ] && user="user nobody $(id -gn nobody 2>/dev/null || echo nogroup);"
-  sed -e "s|@TMP@|$TMP|g" -e "s|@PORT@|$3|g" -e "s|@TLSPORT@|$4|g" -e "s|@USER@|$user|g" \
+  sed -e "s|@TMP@|$TMP|g" -e "s|@PORT@|$3|g" -e "s|@TLSPORT@|$4|g" -e "s|@GZIPPORT@|$5|g" -e "s|@USER@|$user|g" \
     -e "s|@BACKEND1@|$B1|g" -e "s|@BACKEND2@|$B2|g" -e "s|@BACKEND3@|$B3|g" "$1" >"$2"
 }
-render bench/nginx.conf "$TMP/nginx.conf" "${PORT[nginx]}" "${TLSPORT[nginx]}"
-render bench/haproxy.cfg "$TMP/haproxy.cfg" "${PORT[haproxy]}" "${TLSPORT[haproxy]}"
+render bench/nginx.conf "$TMP/nginx.conf" "${PORT[nginx]}" "${TLSPORT[nginx]}" "${GZIPPORT[nginx]}"
+render bench/haproxy.cfg "$TMP/haproxy.cfg" "${PORT[haproxy]}" "${TLSPORT[haproxy]}" "${GZIPPORT[haproxy]}"
 nginx -t -q -p "$TMP/" -e "$TMP/nginx-error.log" -c "$TMP/nginx.conf" || die "bad nginx config"
 haproxy -c -q -f "$TMP/haproxy.cfg" || die "bad haproxy config"
 
@@ -161,6 +174,13 @@ start_proxy() { # start_proxy NAME
       "$TMP/wharf" --listen "127.0.0.1:$port" --admin-listen '' \
         --upstream "127.0.0.1:$B1" --upstream "127.0.0.1:$B2" --upstream "127.0.0.1:$B3" \
         --tls-cert "$TMP/cert.pem" --tls-key "$TMP/key.pem" --tls-session-tickets=false \
+        --log-level error --shutdown-timeout 1s >>"$log" 2>&1 &
+      ;;
+    wharf-gzip)
+      # What nginx's gzip server block and HAProxy's bench-gzip frontend do.
+      "$TMP/wharf" --listen "127.0.0.1:$port" --admin-listen '' \
+        --upstream "127.0.0.1:$B1" --upstream "127.0.0.1:$B2" --upstream "127.0.0.1:$B3" \
+        --gzip --gzip-level 1 --gzip-types application/json \
         --log-level error --shutdown-timeout 1s >>"$log" 2>&1 &
       ;;
     nginx) nginx -p "$TMP/" -e "$TMP/nginx-error.log" -c "$TMP/nginx.conf" >>"$log" 2>&1 & ;;
@@ -190,17 +210,22 @@ tls_proxy_args() {
   local p
   for p in nginx haproxy; do printf -- '--tls-proxy\n%s=127.0.0.1:%s,pid=%s\n' "$p" "${TLSPORT[$p]}" "${PID[$p]}"; done
 }
+gzip_proxy_args() {
+  printf -- '--gzip-proxy\nwharf=127.0.0.1:%s,pid=%s\n' "${GZIPPORT[wharf]}" "${PID[wharf-gzip]}"
+  local p
+  for p in nginx haproxy; do printf -- '--gzip-proxy\n%s=127.0.0.1:%s,pid=%s\n' "$p" "${GZIPPORT[$p]}" "${PID[$p]}"; done
+}
 
 common=(--wrk "$(command -v wrk)" --wharf-bin "$TMP/wharf" --out bench/results)
 rev=$(git describe --always --dirty 2>/dev/null || true)
 [ -n "$rev" ] && common+=(--wharf-rev "$rev")
 [ $QUICK = 1 ] && common+=(--quick)
 [ -n "$HOLD" ] && common+=(--hold "$HOLD")
-echo "run.sh: backends on 127.0.0.1:$B1,$B2,$B3; wharf :${PORT[wharf]} (TLS :${TLSPORT[wharf]}), nginx :${PORT[nginx]} (TLS :${TLSPORT[nginx]}), haproxy :${PORT[haproxy]} (TLS :${TLSPORT[haproxy]})" >&2
+echo "run.sh: backends on 127.0.0.1:$B1,$B2,$B3; wharf :${PORT[wharf]} (TLS :${TLSPORT[wharf]}, gzip :${GZIPPORT[wharf]}), nginx :${PORT[nginx]} (TLS :${TLSPORT[nginx]}, gzip :${GZIPPORT[nginx]}), haproxy :${PORT[haproxy]} (TLS :${TLSPORT[haproxy]}, gzip :${GZIPPORT[haproxy]})" >&2
 
 if [ $THROUGHPUT = 1 ]; then
   start_all
-  args=("${common[@]}" --conc "$CONC" --tls-conc "$TLSCONC" --handshake-conc "$HSCONC" --backend-pids "$(IFS=,; echo "${BPIDS[*]}")")
+  args=("${common[@]}" --conc "$CONC" --tls-conc "$TLSCONC" --handshake-conc "$HSCONC" --gzip-conc "$GZIPCONC" --backend-pids "$(IFS=,; echo "${BPIDS[*]}")")
   [ -n "$RUNS" ] && args+=(--runs "$RUNS")
   [ -n "$DURATION" ] && args+=(--duration "$DURATION")
   mapfile -t pargs < <(proxy_args)
@@ -208,8 +233,13 @@ if [ $THROUGHPUT = 1 ]; then
     start_proxy wharf-tls
     mapfile -t -O "${#pargs[@]}" pargs < <(tls_proxy_args)
   fi
+  if [ -n "$GZIPCONC" ]; then
+    start_proxy wharf-gzip
+    mapfile -t -O "${#pargs[@]}" pargs < <(gzip_proxy_args)
+  fi
   "$TMP/benchrun" "${args[@]}" "${pargs[@]}"
   [ -n "${PID[wharf-tls]:-}" ] && stop_proxy wharf-tls
+  [ -n "${PID[wharf-gzip]:-}" ] && stop_proxy wharf-gzip
   stop_all
   echo
 fi

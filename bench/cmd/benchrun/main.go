@@ -16,6 +16,10 @@
 // https: keep-alive (HTTP/1.1 in TLS), and with "Connection: close", which
 // makes every request a full TLS handshake.
 //
+// With --gzip-proxy and --gzip-conc, webtest's 10 KiB JSON sample
+// (action=sample&size=10240) with "Accept-Encoding: gzip", from listeners
+// of the proxies that compress it.
+//
 // Idle connections (--conns N): for each proxy in turn, opens N keep-alive
 // connections from this process, sends one request on each, keeps them open
 // for --hold with a trickle of --rate requests per second on random ones,
@@ -26,6 +30,7 @@
 //	benchrun --proxy wharf=127.0.0.1:PORT,pid=PID --proxy nginx=... \
 //	         --backend-pids PID,PID,PID [--runs 5] [--duration 10s] [--quick]
 //	         [--tls-proxy wharf=127.0.0.1:PORT,pid=PID ... --tls-conc 64 --handshake-conc 32]
+//	         [--gzip-proxy wharf=127.0.0.1:PORT,pid=PID ... --gzip-conc 64]
 //	benchrun --conns 15000 --proxy NAME=ADDR,pid=PID ...
 //	benchrun --free-ports N
 package main
@@ -88,7 +93,7 @@ func (l *targetList) Set(s string) error {
 
 // load is one kind of traffic of the throughput mode at one concurrency.
 type load struct {
-	Kind string // loadHTTP, loadTLS or loadHandshake
+	Kind string // loadHTTP, loadTLS, loadHandshake or loadGzip
 	Conc int
 }
 
@@ -96,6 +101,7 @@ const (
 	loadHTTP      = "http"      // HTTP/1.1 keep-alive
 	loadTLS       = "https"     // HTTP/1.1 in TLS, keep-alive
 	loadHandshake = "handshake" // HTTP/1.1 in TLS, Connection: close: a full handshake per request
+	loadGzip      = "gzip"      // HTTP/1.1 keep-alive, the 10 KiB JSON sample compressed at level 1
 )
 
 // label names the load in the tables.
@@ -105,22 +111,30 @@ func (l load) label() string {
 		return "HTTP/1.1 in TLS"
 	case loadHandshake:
 		return "TLS handshake per request"
+	case loadGzip:
+		return "gzip, 10 KiB JSON"
 	}
 	return "HTTP/1.1"
 }
 
 // url is what wrk asks for of the proxy at addr.
 func (l load) url(addr string) string {
-	if l.Kind == loadHTTP {
+	switch l.Kind {
+	case loadHTTP:
 		return "http://" + addr + requestPath
+	case loadGzip:
+		return "http://" + addr + gzipPath
 	}
 	return "https://" + addr + requestPath
 }
 
 // wrkArgs are the wrk options the load adds.
 func (l load) wrkArgs() []string {
-	if l.Kind == loadHandshake {
+	switch l.Kind {
+	case loadHandshake:
 		return []string{"-H", "Connection: close"}
+	case loadGzip:
+		return []string{"-H", gzipHeader}
 	}
 	return nil
 }
@@ -128,6 +142,7 @@ func (l load) wrkArgs() []string {
 type options struct {
 	proxies     targetList
 	tlsProxies  targetList // the same proxies' TLS listeners, for the https loads
+	gzipProxies targetList // the same proxies' listeners that compress, for the gzip load
 	backendPIDs []int
 	concs       []int
 	loads       []load
@@ -166,6 +181,8 @@ func run(ctx context.Context, args []string) error {
 	fs.Var(&o.tlsProxies, "tls-proxy", "TLS listener of a proxy under test, NAME=HOST:PORT,pid=PID (repeatable), for --tls-conc and --handshake-conc")
 	tlsConcs := fs.String("tls-conc", "", "comma-separated wrk connection counts over https, keep-alive")
 	handshakeConcs := fs.String("handshake-conc", "", "comma-separated wrk connection counts over https with Connection: close (a full handshake per request)")
+	fs.Var(&o.gzipProxies, "gzip-proxy", "listener of a proxy under test that compresses JSON at gzip level 1, NAME=HOST:PORT,pid=PID (repeatable), for --gzip-conc")
+	gzipConcs := fs.String("gzip-conc", "", "comma-separated wrk connection counts fetching the 10 KiB JSON sample with Accept-Encoding: gzip")
 	fs.IntVar(&o.runs, "runs", 5, "measured runs per proxy and concurrency")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of one wrk run")
 	fs.DurationVar(&o.warmup, "warmup", 5*time.Second, "length of the uncounted warm-up run")
@@ -209,7 +226,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	for _, l := range []struct {
 		flag, list, kind string
-	}{{"--conc", *concs, loadHTTP}, {"--tls-conc", *tlsConcs, loadTLS}, {"--handshake-conc", *handshakeConcs, loadHandshake}} {
+	}{{"--conc", *concs, loadHTTP}, {"--tls-conc", *tlsConcs, loadTLS}, {"--handshake-conc", *handshakeConcs, loadHandshake}, {"--gzip-conc", *gzipConcs, loadGzip}} {
 		cs, err := parseInts(l.list)
 		if err != nil {
 			return fmt.Errorf("%s: bad list %q", l.flag, l.list)
@@ -225,9 +242,15 @@ func run(ctx context.Context, args []string) error {
 		return errors.New("no --proxy given")
 	}
 	if len(o.loads) == 0 && o.conns == 0 {
-		return errors.New("no load: give --conc, --tls-conc or --handshake-conc")
+		return errors.New("no load: give --conc, --tls-conc, --handshake-conc or --gzip-conc")
 	}
-	if len(o.loads) > len(o.concs) && len(o.tlsProxies) == 0 {
+	for _, l := range o.loads {
+		if len(o.proxiesFor(l)) > 0 {
+			continue
+		}
+		if l.Kind == loadGzip {
+			return errors.New("--gzip-conc needs --gzip-proxy")
+		}
 		return errors.New("--tls-conc and --handshake-conc need --tls-proxy")
 	}
 	if o.runs < 1 {
@@ -243,6 +266,11 @@ func run(ctx context.Context, args []string) error {
 	}
 	for _, p := range o.tlsProxies {
 		if err := checkProxy(ctx, p, "https"); err != nil {
+			return err
+		}
+	}
+	for _, p := range o.gzipProxies {
+		if err := checkGzip(ctx, p); err != nil {
 			return err
 		}
 	}
@@ -347,8 +375,11 @@ func checkProxy(ctx context.Context, p target, scheme string) error {
 
 // proxiesFor are the listeners a load is sent to.
 func (o options) proxiesFor(l load) targetList {
-	if l.Kind == loadHTTP {
+	switch l.Kind {
+	case loadHTTP:
 		return o.proxies
+	case loadGzip:
+		return o.gzipProxies
 	}
 	return o.tlsProxies
 }
@@ -356,7 +387,7 @@ func (o options) proxiesFor(l load) targetList {
 // runRecord is one wrk run with the CPU time spent around it.
 type runRecord struct {
 	Proxy  string `json:"proxy"`
-	Load   string `json:"load"` // http, https or handshake
+	Load   string `json:"load"` // http, https, handshake or gzip
 	Conc   int    `json:"concurrency"`
 	Round  int    `json:"round"` // 0 for the warm-up
 	Warmup bool   `json:"warmup"`
@@ -399,7 +430,7 @@ func throughputMode(ctx context.Context, o options) error {
 		"warmup":       o.warmup.String(),
 		"loads":        fmt.Sprint(o.loads),
 		"wrk":          "-t1 --latency",
-		"url_path":     requestPath,
+		"url_path":     requestPath + " (gzip load: " + gzipPath + ")",
 		"interleaving": "per round, proxies in the order given",
 	}
 	rep := throughputReport{Meta: m, Proxies: o.proxies}

@@ -140,9 +140,9 @@ func header(m meta, title string) string {
 func throughputMarkdown(rep throughputReport, o options) string {
 	var b strings.Builder
 	b.WriteString(header(rep.Meta, "Throughput, latency and CPU per request"))
-	fmt.Fprintf(&b, "- Method: `wrk -t1 -cC -d%s --latency` on `%s` (over https for the TLS loads, with `-H 'Connection: close'` for a handshake per request), %d measured run(s) per proxy, load and concurrency after one %s warm-up, proxies interleaved; "+
+	fmt.Fprintf(&b, "- Method: `wrk -t1 -cC -d%s --latency` on `%s`%s, %d measured run(s) per proxy, load and concurrency after one %s warm-up, proxies interleaved; "+
 		"figures are medians (min–max); CPU is user+system time of all the proxy's processes from /proc, per completed request; ratios are medians over %s's.\n\n",
-		o.duration, requestPath, o.runs, o.warmup, o.baseline)
+		o.duration, requestPath, loadNotes(o.loads), o.runs, o.warmup, o.baseline)
 	b.WriteString("| load | c | proxy | req/s | p50 ms | p99 ms | errors | proxy CPU µs/req | CPU/req vs " + o.baseline + " | req/s vs " + o.baseline + " | p99 vs " + o.baseline + " |\n")
 	b.WriteString("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, s := range rep.Summary {
@@ -167,6 +167,26 @@ func throughputMarkdown(rep throughputReport, o options) string {
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// loadNotes says how the loads present other than plain HTTP differ from it.
+func loadNotes(loads []load) string {
+	var tls, gz bool
+	for _, l := range loads {
+		tls = tls || l.Kind == loadTLS || l.Kind == loadHandshake
+		gz = gz || l.Kind == loadGzip
+	}
+	var notes []string
+	if tls {
+		notes = append(notes, "over https for the TLS loads, with `-H 'Connection: close'` for a handshake per request")
+	}
+	if gz {
+		notes = append(notes, "for the gzip load on `"+gzipPath+"` with `-H '"+gzipHeader+"'`, from listeners compressing application/json at gzip level 1")
+	}
+	if len(notes) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(notes, "; ") + ")"
 }
 
 // commandOutput runs a command and returns its combined output (nginx -v
