@@ -125,7 +125,11 @@ go build -o "$TMP/webtest" ./cmd/webtest
 go build -o "$TMP/benchrun" ./bench/cmd/benchrun
 
 # At most 20,000 open files per process on the reference machine: wharf
-# inherits this; nginx and HAProxy set theirs in their configs.
+# inherits this; nginx and HAProxy set theirs in their configs. The same
+# connection cap for all three: nginx's worker_connections and HAProxy's
+# maxconn are 19000, and wharf's --max-conns would otherwise be derived
+# from the limit, (20000 - 64) / 2, below the 15,000 idle connections.
+MAXCONNS=19000
 hard=$(ulimit -Hn)
 if [ "$hard" = unlimited ] || [ "$hard" -ge 20000 ]; then ulimit -n 20000; else ulimit -n "$hard"; fi
 
@@ -164,21 +168,21 @@ start_proxy() { # start_proxy NAME
   local port=${PORT[$1]} log="$TMP/$1.log"
   case "$1" in
     wharf)
-      "$TMP/wharf" --listen "127.0.0.1:$port" --admin-listen '' \
+      "$TMP/wharf" --listen "127.0.0.1:$port" --admin-listen '' --max-conns "$MAXCONNS" \
         --upstream "127.0.0.1:$B1" --upstream "127.0.0.1:$B2" --upstream "127.0.0.1:$B3" \
         --log-level error --shutdown-timeout 1s >>"$log" 2>&1 &
       ;;
     wharf-tls)
       # Session tickets off, as nginx's and HAProxy's session caches and
       # tickets are: every new connection is a full handshake everywhere.
-      "$TMP/wharf" --listen "127.0.0.1:$port" --admin-listen '' \
+      "$TMP/wharf" --listen "127.0.0.1:$port" --admin-listen '' --max-conns "$MAXCONNS" \
         --upstream "127.0.0.1:$B1" --upstream "127.0.0.1:$B2" --upstream "127.0.0.1:$B3" \
         --tls-cert "$TMP/cert.pem" --tls-key "$TMP/key.pem" --tls-session-tickets=false \
         --log-level error --shutdown-timeout 1s >>"$log" 2>&1 &
       ;;
     wharf-gzip)
       # What nginx's gzip server block and HAProxy's bench-gzip frontend do.
-      "$TMP/wharf" --listen "127.0.0.1:$port" --admin-listen '' \
+      "$TMP/wharf" --listen "127.0.0.1:$port" --admin-listen '' --max-conns "$MAXCONNS" \
         --upstream "127.0.0.1:$B1" --upstream "127.0.0.1:$B2" --upstream "127.0.0.1:$B3" \
         --gzip --gzip-level 1 --gzip-types application/json \
         --log-level error --shutdown-timeout 1s >>"$log" 2>&1 &
