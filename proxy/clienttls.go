@@ -82,7 +82,9 @@ func (s *FastServer) EnableTLS(config *tls.Config, h2 http.Handler, errorLog *st
 // control windows: a client cannot send more than they allow) and the
 // decoded header list (h2MaxHeaderBytes, advertised as
 // SETTINGS_MAX_HEADER_LIST_SIZE and enforced over HEADERS and all their
-// CONTINUATION frames together).
+// CONTINUATION frames together). Its writes go through writeSocket, as
+// HTTP/1.1's do, so a connection that takes nothing for
+// Timeouts.ClientSend is closed.
 const (
 	h2MaxStreams      = 128
 	h2MaxFrameSize    = 16 << 10
