@@ -95,9 +95,9 @@ const (
 )
 
 // newH2Server is the HTTP/2 server of EnableTLS, with wharf's limits.
-// The protocol errors it counts (a client's rapid resets, floods of
-// control frames, malformed frames) are logged at debug level, named as
-// the library names them.
+// The protocol errors it counts (streams over the limit, bad settings,
+// frames on closed streams, among others) are logged at debug level,
+// named as the library names them.
 func newH2Server(cfg Config) *http2.Server {
 	log := cfg.Log
 	return &http2.Server{

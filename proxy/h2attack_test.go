@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
@@ -564,7 +565,9 @@ func TestH2StreamsPerConnection(t *testing.T) {
 		}
 		io.WriteString(w, "peer")
 	})
-	url, _, _ := startFastTLS(t, Config{}, fastHooks{}, be.backend(1))
+	logs := &testutil.LogBuffer{}
+	cfg := Config{Log: zerolog.New(logs).Level(zerolog.DebugLevel)}
+	url, _, _ := startFastTLS(t, cfg, fastHooks{}, be.backend(1))
 	a := dialH2(t, url, 0)
 	if got := a.settings[http2.SettingMaxConcurrentStreams]; got != h2MaxStreams {
 		t.Fatalf("SETTINGS_MAX_CONCURRENT_STREAMS %d, want %d", got, h2MaxStreams)
@@ -603,4 +606,8 @@ func TestH2StreamsPerConnection(t *testing.T) {
 	if m := held.most.Load(); m != h2MaxStreams {
 		t.Errorf("the peer held %d requests of one connection at once, want %d", m, h2MaxStreams)
 	}
+	// Each refusal is a protocol error of the client's, logged at debug
+	// level by the library's name for it.
+	lines := logs.Wait(t, extra, waitBound, "debug", "HTTP/2 protocol error")
+	t.Logf("%d refusals logged, the first as %v", len(lines), lines[0].Fields["error"])
 }
