@@ -68,7 +68,9 @@ func dialH2(t testing.TB, url string, rcvbuf int, settings ...http2.Setting) *h2
 	if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
 		t.Fatalf("ALPN %q, want h2", p)
 	}
-	t.Cleanup(func() { c.Close() })
+	// Closed under TLS: a close_notify would wait on a connection the
+	// proxy may have stopped reading.
+	t.Cleanup(func() { raw.Close() })
 	a := &h2Attacker{t: t, c: c, fr: http2.NewFramer(c, c),
 		settings: map[http2.SettingID]uint32{}, resets: map[uint32]http2.ErrCode{},
 		statuses: map[uint32]string{}, closed: make(chan struct{})}
@@ -295,7 +297,7 @@ func TestH2RapidReset(t *testing.T) {
 	a.mu.Unlock()
 	// Once the attacker leaves, what it started ends: nothing of it
 	// lingers.
-	a.c.Close()
+	a.c.NetConn().Close()
 	testutil.Eventually(t, waitBound, "the goroutines back to where they were before the attack", func() bool {
 		return uint64(runtime.NumGoroutine()) <= base+8
 	})

@@ -29,12 +29,17 @@ func TestClientSendTimeout(t *testing.T) {
 	})
 }
 
-// bigAnswerPeer is a peer that answers 256 MiB, more than every socket
-// buffer between it and a client can hold, and tells on the channel
-// whether it wrote all of it (nil) or why its connection ended first.
+// bigAnswerPeer is a peer that answers /big with 256 MiB, more than every
+// socket buffer between it and a client can hold, and tells on the
+// channel whether it wrote all of it (nil) or why its connection ended
+// first; other paths get a short answer.
 func bigAnswerPeer(t *testing.T) (*backend, <-chan error) {
 	peerGaveUp := make(chan error, 1)
 	be := newBackend(t, "big", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/big" {
+			io.WriteString(w, "small")
+			return
+		}
 		chunk := bytes.Repeat([]byte("x"), 64<<10)
 		w.Header().Set("Content-Length", "268435456")
 		for range 4096 {
