@@ -62,8 +62,8 @@ func (s *FastServer) EnableTLS(config *tls.Config, h2 http.Handler, errorLog *st
 	if h2 != nil {
 		config.NextProtos = append([]string{http2.NextProtoTLS, "http/1.1"}, other...)
 		t.base = &http.Server{Handler: h2, ErrorLog: errorLog, IdleTimeout: s.cfg.Timeouts.ClientIdle,
-			ReadHeaderTimeout: s.cfg.Timeouts.RequestHeader, MaxHeaderBytes: 64 << 10}
-		t.h2 = &http2.Server{IdleTimeout: s.cfg.Timeouts.ClientIdle}
+			ReadHeaderTimeout: s.cfg.Timeouts.RequestHeader, MaxHeaderBytes: h2MaxHeaderBytes}
+		t.h2 = newH2Server(s.cfg)
 		// Registers the HTTP/2 connections with base, so that base's
 		// Shutdown sends each a GOAWAY and lets its streams finish.
 		if err := http2.ConfigureServer(t.base, t.h2); err != nil {
@@ -71,6 +71,47 @@ func (s *FastServer) EnableTLS(config *tls.Config, h2 http.Handler, errorLog *st
 		}
 	}
 	s.tls = t
+}
+
+// The limits of an HTTP/2 connection, set where the library's defaults
+// are looser than a proxy facing the internet wants. Each bounds what
+// one client can make the server hold: streams and their handlers
+// (h2MaxStreams, nginx's http2_max_concurrent_streams), the frame read
+// buffer (h2MaxFrameSize, the protocol's minimum, which every client
+// takes), request body data buffered before a handler reads it (the flow
+// control windows: a client cannot send more than they allow) and the
+// decoded header list (h2MaxHeaderBytes, advertised as
+// SETTINGS_MAX_HEADER_LIST_SIZE and enforced over HEADERS and all their
+// CONTINUATION frames together). Its writes go through writeSocket, as
+// HTTP/1.1's do, so a connection that takes nothing for
+// Timeouts.ClientSend is closed.
+const (
+	h2MaxStreams      = 128
+	h2MaxFrameSize    = 16 << 10
+	h2ConnWindow      = 1 << 20
+	h2StreamWindow    = 1 << 20
+	h2HeaderTableSize = 4 << 10
+	h2MaxHeaderBytes  = 64 << 10
+)
+
+// newH2Server is the HTTP/2 server of EnableTLS, with wharf's limits.
+// The protocol errors it counts (streams over the limit, bad settings,
+// frames on closed streams, among others) are logged at debug level,
+// named as the library names them.
+func newH2Server(cfg Config) *http2.Server {
+	log := cfg.Log
+	return &http2.Server{
+		IdleTimeout:                  cfg.Timeouts.ClientIdle,
+		MaxConcurrentStreams:         h2MaxStreams,
+		MaxReadFrameSize:             h2MaxFrameSize,
+		MaxUploadBufferPerConnection: h2ConnWindow,
+		MaxUploadBufferPerStream:     h2StreamWindow,
+		MaxDecoderHeaderTableSize:    h2HeaderTableSize,
+		MaxEncoderHeaderTableSize:    h2HeaderTableSize,
+		CountError: func(errType string) {
+			log.Debug().Str("error", errType).Msg("HTTP/2 protocol error")
+		},
+	}
 }
 
 // shutdownH2 starts the graceful shutdown of the HTTP/2 connections:

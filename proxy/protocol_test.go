@@ -189,13 +189,16 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func TestLargeBodiesStreamInBoundedMemory(t *testing.T) {
-	size := int64(1 << 30)
+// largeBodyPeer is a peer that takes a POST's body whole, counting it in
+// received, and answers anything else with size bytes: 1 GiB, or 128 MiB
+// under the race detector, which makes 1 GiB take minutes.
+func largeBodyPeer(t *testing.T) (size int64, peer *backend, received *atomic.Int64) {
+	size = int64(1 << 30)
 	if testing.Short() || raceEnabled {
-		size = 128 << 20 // the race detector makes 1 GiB take minutes
+		size = 128 << 20
 	}
-	var received atomic.Int64
-	peer := newBackend(t, "big", func(w http.ResponseWriter, r *http.Request) {
+	received = new(atomic.Int64)
+	peer = newBackend(t, "big", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == "POST" {
 			n, _ := io.Copy(io.Discard, r.Body)
 			received.Store(n)
@@ -204,6 +207,11 @@ func TestLargeBodiesStreamInBoundedMemory(t *testing.T) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		io.Copy(w, &countingReader{left: size})
 	})
+	return size, peer, received
+}
+
+func TestLargeBodiesStreamInBoundedMemory(t *testing.T) {
+	size, peer, received := largeBodyPeer(t)
 	forEachEngine(t, func(t *testing.T, e engine) {
 		url, _ := e.start(t, Config{}, peer.backend(1))
 		var peak atomic.Uint64

@@ -13,19 +13,7 @@ import (
 // peer's connection is let go with it (nginx's send_timeout), instead of
 // both being held for as long as the client stays.
 func TestClientSendTimeout(t *testing.T) {
-	peerGaveUp := make(chan error, 1)
-	be := newBackend(t, "big", func(w http.ResponseWriter, r *http.Request) {
-		// More than every socket buffer between the two can hold.
-		chunk := bytes.Repeat([]byte("x"), 64<<10)
-		w.Header().Set("Content-Length", "268435456")
-		for range 4096 {
-			if _, err := w.Write(chunk); err != nil {
-				peerGaveUp <- err
-				return
-			}
-		}
-		peerGaveUp <- nil
-	})
+	be, peerGaveUp := bigAnswerPeer(t)
 	forEachEngine(t, func(t *testing.T, e engine) {
 		url, _ := e.start(t, Config{Timeouts: Timeouts{ClientSend: 100 * time.Millisecond}}, be.backend(1))
 		c, err := dialProxy(url)
@@ -39,6 +27,30 @@ func TestClientSendTimeout(t *testing.T) {
 			t.Fatal("the peer wrote the whole answer to a client that reads nothing")
 		}
 	})
+}
+
+// bigAnswerPeer is a peer that answers /big with 256 MiB, more than every
+// socket buffer between it and a client can hold, and tells on the
+// channel whether it wrote all of it (nil) or why its connection ended
+// first; other paths get a short answer.
+func bigAnswerPeer(t *testing.T) (*backend, <-chan error) {
+	peerGaveUp := make(chan error, 1)
+	be := newBackend(t, "big", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/big" {
+			io.WriteString(w, "small")
+			return
+		}
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		w.Header().Set("Content-Length", "268435456")
+		for range 4096 {
+			if _, err := w.Write(chunk); err != nil {
+				peerGaveUp <- err
+				return
+			}
+		}
+		peerGaveUp <- nil
+	})
+	return be, peerGaveUp
 }
 
 // TestClientBodyTimeout: a client that announces a body and sends none of

@@ -47,7 +47,9 @@ type browser struct {
 	errs []string
 }
 
-func startBrowser(t *testing.T, path string) *browser {
+// startBrowser starts Chromium at path, with extra options after the
+// project's own.
+func startBrowser(t *testing.T, path string, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	b := &browser{}
 	// Everything the browser does is bounded by this context.
@@ -56,6 +58,7 @@ func startBrowser(t *testing.T, path string) *browser {
 	// root, protects nothing here.
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.WindowSize(1200, 800))
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(root, opts...)
 	ctx, cancelTab := chromedp.NewContext(actx, chromedp.WithListener(func(ev any) {
 		var msg string
