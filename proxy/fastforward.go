@@ -43,6 +43,7 @@ type forwarding struct {
 	// Facts of the request head kept apart from it: reading the body may
 	// reuse the buffer the head's slices point into.
 	idempotent, isHead bool
+	upgrade            bool // the client asked to switch protocols
 	acceptsGzip        bool // compression is on and the client takes gzip
 	// sentInterim: an interim answer (103 Early Hints...) went to the
 	// client; from then on nothing may be retried.
@@ -73,6 +74,7 @@ var (
 func (f *forwarding) run() (int, bool) {
 	c, req := f.c, &f.c.x.req
 	f.idempotent, f.isHead = idempotent(bstring(req.Method)), string(req.Method) == "HEAD"
+	f.upgrade = req.Upgrade != nil
 	defer f.releaseKept()
 	f.acceptsGzip = c.s.gzip != nil && httpwire.AcceptsGzip(req.Headers)
 	if err := f.prepare(); err != nil {
@@ -718,7 +720,7 @@ func (e timeoutError) Unwrap() error { return e.error }
 func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Response, rbuf *[]byte) (bool, outcome) {
 	c, req := f.c, &f.c.x.req
 	defer putBuf(rbuf)
-	if res.Status == 101 && res.Upgrade != nil && req.Upgrade != nil {
+	if res.Status == 101 && res.Upgrade != nil && f.upgrade {
 		f.tunnel(up, pool, res, rbuf)
 		return false, answered
 	}

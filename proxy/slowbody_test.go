@@ -1,0 +1,98 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// TestBodyWaitForgetsHead: a connection that waits for more of a request
+// body, kept for replay or streamed, holds no slice of the buffer its head
+// was read into; that buffer went back to its pool, and the slices would
+// keep it allocated for as long as a slow client takes. The request still
+// goes out whole once the body has come.
+func TestBodyWaitForgetsHead(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		size int // announced body; each client sends 1 KiB of it first
+	}{
+		{"kept", 32 << 10},
+		{"streamed", DefaultRetryBodyLimit + 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			be := newBackend(t, "web1", func(w http.ResponseWriter, r *http.Request) {
+				n, _ := io.Copy(io.Discard, r.Body)
+				fmt.Fprintf(w, "%s %s %s %d", r.Method, r.URL.Path, r.Header.Get("X-Check"), n)
+			})
+			var srv atomic.Pointer[FastServer]
+			found := make(chan string, 1)
+			hooks := fastHooks{wait: func(held []byte, body bool) {
+				if !body {
+					return
+				}
+				// On the connection's own goroutine: its exchange state
+				// is this goroutine's to read.
+				s := srv.Load()
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				for c := range s.conns {
+					if x := c.x; x != nil {
+						select {
+						case found <- headSlices(x):
+						default:
+						}
+					}
+				}
+			}}
+			url, s, _ := startFast(t, Config{}, hooks, be.backend(1))
+			srv.Store(s)
+			c, err := dialProxy(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			fmt.Fprintf(c, "POST /up HTTP/1.1\r\nHost: localhost\r\nX-Check: yes\r\nContent-Length: %d\r\n\r\n%s", tc.size, strings.Repeat("a", 1<<10))
+			if held := await(t, found, "wait for the body"); held != "" {
+				t.Fatalf("waiting for the body, the exchange still holds %s of the head's buffer", held)
+			}
+			if _, err := c.Write([]byte(strings.Repeat("b", tc.size-1<<10))); err != nil {
+				t.Fatal(err)
+			}
+			res, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(res.Body)
+			if want := "POST /up yes " + strconv.Itoa(tc.size); res.StatusCode != 200 || string(got) != want {
+				t.Fatalf("got %d %q, want 200 %q", res.StatusCode, got, want)
+			}
+		})
+	}
+}
+
+// headSlices names the slices of a request head that x still holds, "" if
+// none.
+func headSlices(x *exchangeState) string {
+	r := &x.req
+	var held []string
+	for _, f := range []struct {
+		name string
+		b    []byte
+	}{{"method", r.Method}, {"target", r.Target}, {"path", r.Path}, {"host", r.Host}, {"upgrade", r.Upgrade}, {"route", x.route}} {
+		if f.b != nil {
+			held = append(held, f.name)
+		}
+	}
+	for _, h := range r.Headers[:cap(r.Headers)] {
+		if h.Name != nil || h.Value != nil {
+			held = append(held, "header fields")
+			break
+		}
+	}
+	return strings.Join(held, ", ")
+}
