@@ -4,11 +4,15 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/wharflb/wharf/lb"
 )
 
 // TestBodyWaitForgetsHead: a connection that waits for more of a request
@@ -95,4 +99,78 @@ func headSlices(x *exchangeState) string {
 		}
 	}
 	return strings.Join(held, ", ")
+}
+
+// silentPeer accepts connections and neither reads nor answers, with no
+// goroutine per connection, so that the stacks of a test are the proxy's.
+func silentPeer(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				break
+			}
+			conns = append(conns, c)
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return ln
+}
+
+// TestSlowBodyStacksStaySmall: a connection that streams its body to a peer
+// and waits for more of it keeps a stack of 4 KiB. The dial of the peer
+// connection, the deepest call of an exchange, runs on a goroutine of its
+// own: on the connection's, it would grow the stack to 8 KiB for as long
+// as the client takes over its body.
+func TestSlowBodyStacksStaySmall(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's instrumentation makes every frame larger")
+	}
+	const conns = 100
+	peer := silentPeer(t)
+	waiting := make(chan struct{}, conns)
+	hooks := fastHooks{wait: func(held []byte, body bool) {
+		if body && len(held) == 0 {
+			waiting <- struct{}{}
+		}
+	}}
+	url, _, _ := startFast(t, Config{}, hooks, lb.Backend{ID: "silent", Name: "silent", Network: "tcp", Addr: peer.Addr().String(), Weight: 1})
+	head := fmt.Sprintf("POST /up HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n", DefaultRetryBodyLimit+1)
+	first := []byte(head + strings.Repeat("a", 1<<10))
+
+	stacks := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.StackInuse
+	}
+	before := stacks()
+	for i := 0; i < conns; i++ {
+		c, err := dialProxy(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write(first); err != nil {
+			t.Fatal(err)
+		}
+		// One at a time: each is waiting for its body before the next.
+		await(t, waiting, "wait for the body")
+	}
+	per := (int64(stacks()) - int64(before)) / conns
+	t.Logf("stack per waiting connection: %d bytes", per)
+	if per > 5<<10 {
+		t.Fatalf("%d bytes of stack per connection waiting for its body, want 4 KiB", per)
+	}
 }
