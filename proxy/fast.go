@@ -71,6 +71,7 @@ type fastHooks struct {
 // first buffer holds every usual head, a larger one is taken for the rare
 // head that does not fit, up to the parser's limit.
 const (
+	headBufSize  = 2 << 10 // a streamed body's upstream head (see shrinkHead)
 	fastBufSize  = 16 << 10
 	fastBigSize  = httpwire.DefaultMaxHeadBytes + 4<<10
 	maxIdlePeers = maxIdlePerPeer
@@ -79,6 +80,7 @@ const (
 var (
 	smallBufs = sync.Pool{New: func() any { b := make([]byte, fastBufSize); return &b }}
 	bigBufs   = sync.Pool{New: func() any { b := make([]byte, fastBigSize); return &b }}
+	headBufs  = sync.Pool{New: func() any { b := make([]byte, headBufSize); return &b }}
 )
 
 func getBuf() *[]byte  { return smallBufs.Get().(*[]byte) }

@@ -192,6 +192,13 @@ func (f *forwarding) prepare() error {
 				// and the connection holds one buffer, not two, while
 				// the peer is dialled.
 				k = min(k, int64(cap(f.head)-len(f.head)))
+				if k < int64(c.w-c.r) && f.shrinkHead() {
+					// It does not fit (the upstream head is longer
+					// than the client's): the body stays in c.in, and
+					// the head moves to a buffer of its size.
+					f.kept = n - left
+					return nil
+				}
 				f.head = append(f.head, (*c.in)[c.r:c.r+int(k)]...)
 				c.r += int(k)
 				f.kept = n - left + k
@@ -275,6 +282,22 @@ func (f *forwarding) keep(b, end []byte) bool {
 	}
 	f.head = append(f.head, b...)
 	f.head = append(f.head, end...)
+	return true
+}
+
+// shrinkHead moves f.head, when it is no longer than headBufSize, to a
+// buffer of that size, giving the output buffer back: a streamed body's
+// head then costs 2 KiB, not 16, while its peer is dialled. It reports
+// whether it did.
+func (f *forwarding) shrinkHead() bool {
+	c := f.c
+	if len(f.head) > headBufSize || cap(f.head) <= headBufSize {
+		return false
+	}
+	hb := headBufs.Get().(*[]byte)
+	f.head = append((*hb)[:0], f.head...)
+	putBuf(c.out)
+	c.out = hb
 	return true
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"strconv"
 	"strings"
@@ -172,5 +173,39 @@ func TestSlowBodyStacksStaySmall(t *testing.T) {
 	t.Logf("stack per waiting connection: %d bytes", per)
 	if per > 5<<10 {
 		t.Fatalf("%d bytes of stack per connection waiting for its body, want 4 KiB", per)
+	}
+}
+
+// TestStreamedBodyHeadShrinks: when a body the budget cannot keep streams
+// and what came of it does not all fit after the upstream head in one
+// buffer, the head moves to a buffer of its size. While the peer is
+// dialled the connection then holds the client's bytes and 2 KiB, not two
+// 16 KiB buffers; in a burst of slow bodies, that is most of the heap.
+func TestStreamedBodyHeadShrinks(t *testing.T) {
+	bal := lb.New()
+	bal.Update("test", []lb.Backend{{ID: "p", Name: "p", Network: "tcp", Addr: "127.0.0.1:1", Weight: 1}})
+	srv := NewFastServer(bal, Config{RetryBufferBudget: -1}, nil)
+	c := &fastConn{s: srv, clientIP: netip.MustParseAddr("127.0.0.1")}
+	c.in = getBuf()
+	head := fmt.Sprintf("POST /up HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n", 64<<10)
+	c.w = copy(*c.in, head+strings.Repeat("a", fastBufSize))
+	if err := c.parseHead(); err != nil {
+		t.Fatal(err)
+	}
+	f := forwarding{c: c, pool: bal.Route("localhost", "/up")}
+	if err := f.prepare(); err != nil {
+		t.Fatal(err)
+	}
+	if f.replay {
+		t.Fatal("the body was kept with no budget")
+	}
+	if got := cap(*c.out); got != headBufSize {
+		t.Fatalf("the upstream head is held in a buffer of %d bytes, want %d", got, headBufSize)
+	}
+	// What goes to the peer: the head, then the body bytes received.
+	sent := string(f.head) + string((*c.in)[c.r:c.w])
+	end := strings.Index(sent, "\r\n\r\n") + 4
+	if !strings.HasPrefix(sent, "POST /up HTTP/1.1\r\n") || end != len(f.head) || sent[end:] != strings.Repeat("a", fastBufSize-len(head)) {
+		t.Fatalf("the peer would get %q…%q (%d bytes)", sent[:min(len(sent), 40)], sent[max(0, len(sent)-20):], len(sent))
 	}
 }
