@@ -71,6 +71,7 @@ type fastHooks struct {
 // first buffer holds every usual head, a larger one is taken for the rare
 // head that does not fit, up to the parser's limit.
 const (
+	headBufSize  = 2 << 10 // a streamed body's upstream head (see shrinkHead)
 	fastBufSize  = 16 << 10
 	fastBigSize  = httpwire.DefaultMaxHeadBytes + 4<<10
 	maxIdlePeers = maxIdlePerPeer
@@ -79,6 +80,7 @@ const (
 var (
 	smallBufs = sync.Pool{New: func() any { b := make([]byte, fastBufSize); return &b }}
 	bigBufs   = sync.Pool{New: func() any { b := make([]byte, fastBigSize); return &b }}
+	headBufs  = sync.Pool{New: func() any { b := make([]byte, headBufSize); return &b }}
 )
 
 func getBuf() *[]byte  { return smallBufs.Get().(*[]byte) }
@@ -433,7 +435,28 @@ const deadlineSlack = time.Second
 // for it.
 func (c *fastConn) fillBody() error {
 	c.rdl = setLazyDeadline(c.c, c.rdl, time.Now(), c.s.cfg.Timeouts.RequestBody)
+	if c.x != nil {
+		c.x.forgetHead()
+	}
 	return c.fill()
+}
+
+// forgetHead drops the parsed request's slices of the buffer its head was
+// read into, before a wait for more of the body. The head has been used by
+// then (the upstream head is built, the route and the facts needed later
+// are kept apart), and the buffer goes back to its pool whenever a read
+// finds nothing: held by these slices, it would stay allocated for as long
+// as a slow client takes over its body, 16 KiB for each such client once
+// the pool has let it go, and its bytes would be another connection's.
+func (x *exchangeState) forgetHead() {
+	r := &x.req
+	if r.Method == nil {
+		return // already forgotten
+	}
+	r.Method, r.Target, r.Path, r.Host, r.Upgrade = nil, nil, nil, nil, nil
+	clear(r.Headers[:cap(r.Headers)])
+	r.Headers = r.Headers[:0]
+	x.route = nil
 }
 
 // setLazyDeadline gives conn a read deadline d after now, give or take a

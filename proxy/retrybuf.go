@@ -63,6 +63,8 @@ func sizedPool(size int) *sync.Pool {
 		return &smallBufs
 	case fastBigSize:
 		return &bigBufs
+	case headBufSize:
+		return &headBufs
 	}
 	for i := 0; i < replayClasses; i++ {
 		if size == replayClassSize(i) {

@@ -207,7 +207,7 @@ func (p *upstreamPool) get(fresh, check bool, now time.Time, maxIdle time.Durati
 		}
 		p.mu.Unlock()
 	}
-	c, err := p.dialer.Dial(p.network, p.addr)
+	c, err := p.dial()
 	if err != nil {
 		return nil, err
 	}
@@ -232,6 +232,31 @@ func (p *upstreamPool) get(fresh, check bool, now time.Time, maxIdle time.Durati
 }
 
 var errNotSocket = errors.New("dialed connection has no file descriptor")
+
+// dial connects to the peer on a goroutine of its own, while the
+// connection's goroutine waits a frame deep. The net package's dial
+// (resolution, the parallel and serial dialers, the socket options, the
+// wait for the connect) needs close to 3 KiB of stack, which on top of an
+// exchange's frames would grow the connection's stack from 4 KiB to 8
+// KiB, and a stack keeps its size while the connection waits: for a
+// client that sends its body slowly, that is 4 KiB more for as long as it
+// takes. The dialing goroutine ends with the dial and its stack is freed;
+// a new connection to a peer, unlike a request, already costs system
+// calls and allocations enough that a goroutine more is no matter.
+func (p *upstreamPool) dial() (net.Conn, error) {
+	done := make(chan dialed, 1)
+	go func() {
+		c, err := p.dialer.Dial(p.network, p.addr)
+		done <- dialed{c, err}
+	}()
+	d := <-done
+	return d.c, d.err
+}
+
+type dialed struct {
+	c   net.Conn
+	err error
+}
 
 // clearDeadline removes the read deadline of the response head before a
 // body is read, which may take any time.
