@@ -231,6 +231,10 @@ func (s *FastServer) newConn(c net.Conn) *fastConn {
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
 		fc.clientIP = ap.Addr().Unmap()
 	}
+	// Idle from its accept: until its goroutine runs, it has sent nothing,
+	// and an accept loop at the cap must close it before a keep-alive
+	// client's connection.
+	fc.idle.Store(true)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shutdown.Load() {
