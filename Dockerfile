@@ -19,6 +19,12 @@
 #
 # The admin port is published to this machine only; to reach it from
 # elsewhere, publish it on every interface and set --admin-auth.
+#
+# With automatic HTTPS (--acme-email), keep the account and certificates
+# across restarts: mount a directory owned by wharf's user (65532) at the
+# default --acme-storage, e.g. -v /srv/wharf/acme:/var/lib/wharf/acme after
+# chown 65532:65532 /srv/wharf/acme. It is not declared as a VOLUME: a
+# named volume would be created owned by root, where wharf cannot write.
 ARG SRC=build
 
 FROM golang:1.26 AS build
