@@ -208,10 +208,11 @@ type getCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 
 // entryTLSConfig is the TLS configuration of --listen: the ACME
 // certificate of a host that has one, else the --tls-cert certificate
-// (static may be nil). It offers HTTP/2, and answers TLS-ALPN-01
-// challenges with automatic HTTPS on.
+// (static may be nil). With automatic HTTPS on it answers TLS-ALPN-01
+// challenges; the HTTP protocols it offers are the server's to add (see
+// proxy.FastServer.EnableTLS).
 func entryTLSConfig(a *autoHTTPS, static getCertificate) *tls.Config {
-	cfg := &tls.Config{GetCertificate: static, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}
+	cfg := &tls.Config{GetCertificate: static, MinVersion: tls.VersionTLS12}
 	if a == nil {
 		return cfg
 	}
