@@ -1,12 +1,9 @@
 package proxy
 
 import (
-	"context"
 	"crypto/tls"
 	"io"
-	stdlog "log"
 	"net"
-	"net/http"
 	"os"
 	"slices"
 	"syscall"
@@ -30,18 +27,15 @@ import (
 // fastTLS is what a FastServer needs to serve its listeners over TLS.
 type fastTLS struct {
 	config *tls.Config
-	// h2 serves the connections that negotiate HTTP/2 by ALPN, with base
-	// as their http.Server (limits, error log, graceful shutdown).
-	h2   *http2.Server
-	base *http.Server
+	h2     bool // "h2" is offered by ALPN
 }
 
 // EnableTLS makes the server accept TLS on every listener it serves,
 // with config (its certificates, versions and session tickets). HTTP/1.1
-// in TLS goes through the fast path as plain HTTP/1.1 does; when h2 is
-// not nil, "h2" is offered by ALPN first and connections that choose it
-// are served by golang.org/x/net/http2 over h2 (the reference Handler),
-// with errorLog for what that server reports. Call it before Serve.
+// in TLS goes through the fast path as plain HTTP/1.1 does; with h2,
+// "h2" is offered by ALPN first and connections that choose it are
+// served by the HTTP/2 front end (h2.go) over the same request flow.
+// Call it before Serve.
 //
 // Session tickets are left to crypto/tls: with SessionTicketKey unset and
 // SetSessionTicketKeys never called, it makes its own ticket keys, makes
@@ -49,7 +43,7 @@ type fastTLS struct {
 // rotation a server needs that has no peers to share keys with. Its TLS
 // 1.3 resumption also always runs a new (EC)DHE exchange, so a ticket key
 // read from memory would not open recorded sessions.
-func (s *FastServer) EnableTLS(config *tls.Config, h2 http.Handler, errorLog *stdlog.Logger) {
+func (s *FastServer) EnableTLS(config *tls.Config, h2 bool) {
 	config = config.Clone()
 	// Protocols of config's own that are not HTTP (acme-tls/1, whose
 	// challenge is answered by the handshake itself) are kept, offered
@@ -58,71 +52,40 @@ func (s *FastServer) EnableTLS(config *tls.Config, h2 http.Handler, errorLog *st
 		return p == http2.NextProtoTLS || p == "http/1.1"
 	})
 	config.NextProtos = append([]string{"http/1.1"}, other...)
-	t := &fastTLS{config: config}
-	if h2 != nil {
+	if h2 {
 		config.NextProtos = append([]string{http2.NextProtoTLS, "http/1.1"}, other...)
-		t.base = &http.Server{Handler: h2, ErrorLog: errorLog, IdleTimeout: s.cfg.Timeouts.ClientIdle,
-			ReadHeaderTimeout: s.cfg.Timeouts.RequestHeader, MaxHeaderBytes: h2MaxHeaderBytes}
-		t.h2 = newH2Server(s.cfg)
-		// Registers the HTTP/2 connections with base, so that base's
-		// Shutdown sends each a GOAWAY and lets its streams finish.
-		if err := http2.ConfigureServer(t.base, t.h2); err != nil {
-			panic(err) // only for a server configured twice
-		}
 	}
-	s.tls = t
+	s.tls = &fastTLS{config: config, h2: h2}
 }
 
-// The limits of an HTTP/2 connection, set where the library's defaults
-// are looser than a proxy facing the internet wants. Each bounds what
-// one client can make the server hold: streams and their handlers
-// (h2MaxStreams, nginx's http2_max_concurrent_streams), the frame read
-// buffer (h2MaxFrameSize, the protocol's minimum, which every client
-// takes), request body data buffered before a handler reads it (the flow
-// control windows: a client cannot send more than they allow) and the
-// decoded header list (h2MaxHeaderBytes, advertised as
-// SETTINGS_MAX_HEADER_LIST_SIZE and enforced over HEADERS and all their
-// CONTINUATION frames together). Its writes go through writeSocket, as
-// HTTP/1.1's do, so a connection that takes nothing for
-// Timeouts.ClientSend is closed.
+// The limits of an HTTP/2 connection. Each bounds what one client can
+// make the server hold: streams and their exchanges (h2MaxStreams,
+// nginx's http2_max_concurrent_streams), the frame read buffer
+// (h2MaxFrameSize, the protocol's minimum, which every client takes),
+// request body data received before the peer takes it (the flow control
+// windows: a client cannot send more than they allow) and the decoded
+// header list (h2MaxHeaderBytes, advertised as
+// SETTINGS_MAX_HEADER_LIST_SIZE and enforced by the Framer over HEADERS
+// and all their CONTINUATION frames together). Its writes keep
+// Timeouts.ClientSend, as HTTP/1.1's do, so a connection that takes
+// nothing for that long is closed.
 const (
 	h2MaxStreams      = 128
 	h2MaxFrameSize    = 16 << 10
 	h2ConnWindow      = 1 << 20
-	h2StreamWindow    = 1 << 20
+	h2StreamWindow    = 256 << 10
 	h2HeaderTableSize = 4 << 10
 	h2MaxHeaderBytes  = 64 << 10
 )
 
-// newH2Server is the HTTP/2 server of EnableTLS, with wharf's limits.
-// The protocol errors it counts (streams over the limit, bad settings,
-// frames on closed streams, among others) are logged at debug level,
-// named as the library names them.
-func newH2Server(cfg Config) *http2.Server {
-	log := cfg.Log
-	return &http2.Server{
-		IdleTimeout:                  cfg.Timeouts.ClientIdle,
-		MaxConcurrentStreams:         h2MaxStreams,
-		MaxReadFrameSize:             h2MaxFrameSize,
-		MaxUploadBufferPerConnection: h2ConnWindow,
-		MaxUploadBufferPerStream:     h2StreamWindow,
-		MaxDecoderHeaderTableSize:    h2HeaderTableSize,
-		MaxEncoderHeaderTableSize:    h2HeaderTableSize,
-		CountError: func(errType string) {
-			log.Debug().Str("error", errType).Msg("HTTP/2 protocol error")
-		},
-	}
-}
-
 // shutdownH2 starts the graceful shutdown of the HTTP/2 connections:
-// each gets a GOAWAY and ends when its streams have.
+// each gets a GOAWAY and ends when its streams have; s.mu is held.
 func (s *FastServer) shutdownH2() {
-	if s.tls == nil || s.tls.base == nil {
-		return
+	for c := range s.conns {
+		if h := c.h2.Load(); h != nil {
+			h.gracefulShutdown()
+		}
 	}
-	// With no listener and no connection of its own, base's Shutdown
-	// only runs the shutdown hooks, and returns at once.
-	s.tls.base.Shutdown(context.Background())
 }
 
 // start runs a new connection: over TLS, the handshake, then either
@@ -134,8 +97,8 @@ func (c *fastConn) start() {
 			return
 		}
 		switch p := c.tc.ConnectionState().NegotiatedProtocol; {
-		case p == http2.NextProtoTLS && c.s.tls.h2 != nil:
-			c.serveH2()
+		case p == http2.NextProtoTLS && c.s.tls.h2:
+			c.serveH2(nil)
 			return
 		case p != "" && p != "http/1.1":
 			// Not HTTP: the handshake was all of it (acme-tls/1).
@@ -164,17 +127,6 @@ func (c *fastConn) handshake() bool {
 	c.rdl = dl // still set; armWait moves it
 	c.sockTLS.h1 = true
 	return true
-}
-
-// serveH2 hands a connection that chose HTTP/2 to the HTTP/2 server; it
-// stays counted until that server is done with it.
-func (c *fastConn) serveH2() {
-	c.idle.Store(false) // Shutdown ends it with a GOAWAY, not by closing it
-	c.c.SetDeadline(time.Time{})
-	c.rdl = time.Time{}
-	t := c.s.tls
-	t.h2.ServeConn(c.tc, &http2.ServeConnOpts{BaseConfig: t.base})
-	c.close()
 }
 
 // fillTLS is fill over TLS, outside the read session.

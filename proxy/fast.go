@@ -360,6 +360,12 @@ type fastConn struct {
 	idleLong  bool // handed to waitIdle: the next wait is the rest of ClientIdle
 	full      bool // the last read filled the buffer: more may be waiting
 
+	// HTTP/2: h2 is set on a client connection that speaks it (read by
+	// Shutdown), h2s on the exchange of one of its streams, which is
+	// carried by a fastConn of its own.
+	h2  atomic.Pointer[h2Conn]
+	h2s *h2Stream
+
 	in   *[]byte // request bytes; nil while idle
 	r, w int     // in[r:w] is received and not yet used
 	out  *[]byte // head being written, response buffer; nil while idle
@@ -438,6 +444,9 @@ const deadlineSlack = time.Second
 // fillBody reads more of a request body, allowing Timeouts.RequestBody
 // for it.
 func (c *fastConn) fillBody() error {
+	if c.h2s != nil {
+		return c.h2s.fill(c)
+	}
 	c.rdl = setLazyDeadline(c.c, c.rdl, time.Now(), c.s.cfg.Timeouts.RequestBody)
 	if c.x != nil {
 		c.x.forgetHead()
@@ -666,6 +675,10 @@ func (c *fastConn) discardBody() bool {
 
 // writeError answers with wharf's JSON error body.
 func (c *fastConn) writeError(status int, msg, service string, closeConn bool) {
+	if c.h2s != nil {
+		c.h2s.writeError(status, msg, service)
+		return
+	}
 	if c.out == nil {
 		c.out = getBuf()
 	}

@@ -407,6 +407,11 @@ func (f *forwarding) attempt(peer *lb.Peer, swallow bool) (status int, keep bool
 	answer := 0
 	defer func() {
 		f.end = time.Now()
+		if failed && c.h2s != nil && c.h2s.gone() {
+			// The stream was reset, which cut its peer connection
+			// off: the peer is not to blame.
+			failed, out = false, clientGone
+		}
 		if out == shortage {
 			peer.Abandon()
 			return
@@ -521,6 +526,10 @@ func (f *forwarding) send(pool *upstreamPool, fresh bool) (*upConn, error) {
 	up, err := pool.get(fresh, !f.idempotent, f.start, f.c.s.cfg.Timeouts.UpstreamIdle)
 	if err != nil {
 		return nil, err
+	}
+	if st := f.c.h2s; st != nil && !st.watch(up) {
+		pool.put(up, true, f.start) // unused: the client reset the stream
+		return nil, errClientClosed
 	}
 	if f.replay {
 		up.pending = f.head
@@ -644,7 +653,7 @@ func (f *forwarding) readHead(up *upConn) (*httpwire.Response, *[]byte, error) {
 			if err == nil {
 				res := &up.resp
 				if res.Informational() {
-					if res.Status != 100 {
+					if res.Status != 100 && c.h2s == nil {
 						// Written from its own buffer: c.out holds the
 						// request, which a retry would need.
 						ib := getBuf()
@@ -742,6 +751,9 @@ func (e timeoutError) Unwrap() error { return e.error }
 // exchange broke off.
 func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Response, rbuf *[]byte) (bool, outcome) {
 	c, req := f.c, &f.c.x.req
+	if c.h2s != nil {
+		return f.relayH2(up, pool, res, rbuf)
+	}
 	defer putBuf(rbuf)
 	if res.Status == 101 && res.Upgrade != nil && f.upgrade {
 		f.tunnel(up, pool, res, rbuf)

@@ -53,7 +53,7 @@ func TestForwardedTrust(t *testing.T) {
 				"X-Forwarded-For": "203.0.113.9, 127.0.0.1", "X-Real-Ip": "203.0.113.9", "Forwarded": "for=203.0.113.9",
 				"X-Forwarded-Proto": "https", "X-Forwarded-Host": "app.test"}},
 	}
-	forEachEngine(t, func(t *testing.T, e engine) {
+	forEachH1Engine(t, func(t *testing.T, e engine) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				seen := make(chan http.Header, 1)

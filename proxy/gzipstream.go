@@ -158,9 +158,18 @@ func (s *gzipStream) flush() error {
 // whether the peer connection may be reused, and the outcome.
 func (f *forwarding) relayGzip(up *upConn, res *httpwire.Response, rbuf *[]byte, opts *httpwire.ResponseOptions) (reuse bool, out outcome) {
 	c, req := f.c, &f.c.x.req
-	head := httpwire.AppendResponse((*c.out)[:0], res, opts)
-	if req.Minor == 0 {
-		head[7] = '0'
+	var head []byte
+	if c.h2s != nil {
+		// The head goes as HEADERS; the stream's DATA use the buffer.
+		if c.h2s.answer(res, opts, -1, nil, false) != nil {
+			return false, clientGone
+		}
+		head = (*c.out)[:0]
+	} else {
+		head = httpwire.AppendResponse((*c.out)[:0], res, opts)
+		if req.Minor == 0 {
+			head[7] = '0'
+		}
 	}
 	g := c.s.gzip
 	s := g.getStream(c, head, !opts.Unchunk)

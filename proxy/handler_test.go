@@ -242,7 +242,7 @@ func TestLargeBodyStreamedNotRetried(t *testing.T) {
 }
 
 func TestForwardedHeadersAndHopByHop(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, e engine) {
+	forEachH1Engine(t, func(t *testing.T, e engine) {
 		var seen http.Header
 		var host string
 		echo := newBackend(t, "echo", func(w http.ResponseWriter, r *http.Request) {

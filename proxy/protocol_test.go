@@ -31,12 +31,27 @@ var engines = []engine{
 	}},
 	{"fast", newFastProxy},
 	{"fast-tls", newFastTLSProxy},
+	{"fast-h2", newFastH2Proxy},
+	{"fast-h2c", newFastH2CProxy},
 }
 
 func newFastProxy(t testing.TB, cfg Config, backends ...lb.Backend) (string, *lb.Balancer) {
 	t.Helper()
 	url, _, bal := startFast(t, cfg, fastHooks{}, backends...)
 	return url, bal
+}
+
+// h1Engines are the engines that speak HTTP/1.1 to the client, for the
+// tests that write HTTP/1.1 on the wire, upgrade to WebSocket, send what
+// HTTP/2 forbids (connection-specific fields) or need trailers on an
+// answer. HTTP/2's own rules have tests of their own (h2spec, h2attack).
+var h1Engines = engines[:3]
+
+// forEachH1Engine is forEachEngine over h1Engines.
+func forEachH1Engine(t *testing.T, f func(t *testing.T, e engine)) {
+	for _, e := range h1Engines {
+		t.Run(e.name, func(t *testing.T) { f(t, e) })
+	}
 }
 
 func forEachEngine(t *testing.T, f func(t *testing.T, e engine)) {
@@ -63,7 +78,7 @@ func TestWebSocket(t *testing.T) {
 			}
 		}
 	})
-	forEachEngine(t, func(t *testing.T, e engine) {
+	forEachH1Engine(t, func(t *testing.T, e engine) {
 		url, bal := e.start(t, Config{}, echo.backend(1))
 		c, res, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http")+"/ws", nil)
 		if err != nil {
@@ -116,7 +131,7 @@ func TestWebSocketPeerCloses(t *testing.T) {
 		c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"))
 		c.Close()
 	})
-	forEachEngine(t, func(t *testing.T, e engine) {
+	forEachH1Engine(t, func(t *testing.T, e engine) {
 		url, _ := e.start(t, Config{}, closer.backend(1))
 		c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http")+"/ws", nil)
 		if err != nil {
@@ -144,7 +159,7 @@ func TestChunkedBothWaysAnswerTrailers(t *testing.T) {
 		w.(http.Flusher).Flush()
 		w.Header().Set("X-Checksum", "abc123")
 	})
-	forEachEngine(t, func(t *testing.T, e engine) {
+	forEachH1Engine(t, func(t *testing.T, e engine) {
 		url, _ := e.start(t, Config{}, peer.backend(1))
 		pr, pw := io.Pipe()
 		go func() {
@@ -264,7 +279,7 @@ func watchHeap(peak *atomic.Uint64, stop chan struct{}) {
 func TestMalformedRequestsGet4xx(t *testing.T) {
 	var hits atomic.Int64
 	peer := newBackend(t, "peer", func(w http.ResponseWriter, r *http.Request) { hits.Add(1) })
-	forEachEngine(t, func(t *testing.T, e engine) {
+	forEachH1Engine(t, func(t *testing.T, e engine) {
 		url, _ := e.start(t, Config{}, peer.backend(1))
 		// tolerated marks what net/http accepts in a form that cannot be
 		// misread downstream (Transfer-Encoding wins over Content-Length,

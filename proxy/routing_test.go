@@ -124,7 +124,7 @@ func TestRoutingNormalizesPath(t *testing.T) {
 		{"/static/a%3Fb", 200, "static /a%3Fb"},
 		{"/static/a%2fb", 200, "static /a/b"},
 	}
-	forEachEngine(t, func(t *testing.T, e engine) {
+	forEachH1Engine(t, func(t *testing.T, e engine) {
 		url, _ := e.start(t, Config{}, backends...)
 		for _, tt := range tests {
 			c, err := dialProxy(url)

@@ -14,7 +14,7 @@ import (
 // both being held for as long as the client stays.
 func TestClientSendTimeout(t *testing.T) {
 	be, peerGaveUp := bigAnswerPeer(t)
-	forEachEngine(t, func(t *testing.T, e engine) {
+	forEachH1Engine(t, func(t *testing.T, e engine) {
 		url, _ := e.start(t, Config{Timeouts: Timeouts{ClientSend: 100 * time.Millisecond}}, be.backend(1))
 		c, err := dialProxy(url)
 		if err != nil {
@@ -59,7 +59,7 @@ func bigAnswerPeer(t *testing.T) (*backend, <-chan error) {
 // stays.
 func TestClientBodyTimeout(t *testing.T) {
 	be := newBackend(t, "web1", nil)
-	forEachEngine(t, func(t *testing.T, e engine) {
+	forEachH1Engine(t, func(t *testing.T, e engine) {
 		url, _ := e.start(t, Config{Timeouts: Timeouts{RequestBody: 100 * time.Millisecond}}, be.backend(1))
 		c, err := dialProxy(url)
 		if err != nil {

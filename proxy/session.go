@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"errors"
+	"io"
+	"net"
 	"os"
 	"syscall"
 	"time"
@@ -20,6 +22,9 @@ const (
 // errInSession: a read of the client connection was tried inside its read
 // session, where it would wait for the lock the session holds.
 var errInSession = errors.New("proxy: client read inside the read session")
+
+// errH2Preface: a plain connection began with HTTP/2's preface.
+var errH2Preface = errors.New("proxy: HTTP/2 preface")
 
 // serve reads and answers requests until the connection closes, or until
 // it has been idle for a while (Timeouts.idleHandoff) and waitIdle takes
@@ -46,6 +51,10 @@ func (c *fastConn) serve() {
 		c.inSession = false
 		if err == nil {
 			err = c.serr
+		}
+		if err == errH2Preface {
+			c.serveH2((*c.in)[c.r:c.w])
+			return
 		}
 		if err != nil {
 			if c.wait == waitHandoff && errors.Is(err, os.ErrDeadlineExceeded) {
@@ -164,6 +173,15 @@ func (c *fastConn) parseHead() error {
 			x.parser.Reset()
 			continue
 		}
+		if c.tc == nil && !c.served.Load() {
+			// HTTP/2 with prior knowledge (h2c) begins with its preface,
+			// which would otherwise parse as a request of HTTP/2.0.
+			if b := (*c.in)[c.r:c.w]; len(b) < len(h2Preface) && string(b) == h2Preface[:len(b)] {
+				break
+			} else if len(b) >= len(h2Preface) && string(b[:len(h2Preface)]) == h2Preface {
+				return errH2Preface
+			}
+		}
 		err := x.parser.ParseRequest(&x.req, (*c.in)[c.r:c.w])
 		if err != httpwire.ErrNeedMore {
 			return err
@@ -245,6 +263,9 @@ func (c *fastConn) armWait() {
 // write writes b to the client: through its *tls.Conn over TLS, which
 // writes the records with writeSocket.
 func (c *fastConn) write(b []byte) (int, error) {
+	if c.h2s != nil {
+		return c.h2s.writeBody(b)
+	}
 	if c.tc != nil {
 		return c.tc.Write(b)
 	}
@@ -281,12 +302,19 @@ func (c *fastConn) writeSocket(b []byte) (int, error) {
 // of the last progress (nginx's send_timeout); a client that takes nothing
 // for that long is cut off, freeing its connection and the peer's.
 func (c *fastConn) writeWaiting(b []byte, n int) (int, error) {
+	return writeProgressing(c.c, &c.wdl, c.s.cfg.Timeouts.ClientSend, &c.sock, b, n)
+}
+
+// writeProgressing writes b[n:] with w, under conn's write deadline,
+// which it keeps at d after the last write that made progress (wdl is the
+// deadline set on conn): a write fails only after d without progress.
+func writeProgressing(conn net.Conn, wdl *time.Time, d time.Duration, w io.Writer, b []byte, n int) (int, error) {
 	for {
-		if want, move := lazyDeadline(c.wdl, time.Now(), c.s.cfg.Timeouts.ClientSend); move {
-			c.c.SetWriteDeadline(want)
-			c.wdl = want
+		if want, move := lazyDeadline(*wdl, time.Now(), d); move {
+			conn.SetWriteDeadline(want)
+			*wdl = want
 		}
-		k, err := c.sock.Write(b[n:])
+		k, err := w.Write(b[n:])
 		n += k
 		if err != nil && k > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 			continue // progress within the window: a new window

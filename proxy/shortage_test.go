@@ -30,7 +30,7 @@ func TestShortageDoesNotBlamePeer(t *testing.T) {
 		return
 	}
 	be := newBackend(t, "web1", nil)
-	for _, e := range engines {
+	for _, e := range h1Engines {
 		t.Run(e.name, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestShortageDoesNotBlamePeer$", "-test.v")
 			cmd.Env = append(os.Environ(), shortageChildEnv+"="+e.name+" "+be.Addr())

@@ -37,7 +37,7 @@ func startFastWith(t testing.TB, tc *tls.Config, cfg Config, hooks fastHooks, ba
 	srv.hooks = hooks
 	scheme := "http://"
 	if tc != nil {
-		srv.EnableTLS(tc, NewHandler(bal, cfg), nil)
+		srv.EnableTLS(tc, true)
 		scheme = "https://"
 	}
 	go srv.Serve(ln)

@@ -44,6 +44,7 @@ func testTransport() *http.Transport {
 	tr.TLSClientConfig = &tls.Config{RootCAs: testRoots, NextProtos: []string{"http/1.1"}}
 	tr.ForceAttemptHTTP2 = false
 	tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	registerH2(tr)
 	return tr
 }
 

@@ -38,7 +38,7 @@ func TestRequestTrailersDropped(t *testing.T) {
 			"X-Forwarded-For: 6.6.6.6\r\nX-Check: yes\r\n",
 			"", // no fields: the empty line alone
 		} {
-			forEachEngine(t, func(t *testing.T, e engine) {
+			forEachH1Engine(t, func(t *testing.T, e engine) {
 				url, _ := e.start(t, tc.cfg, peer.backend(1))
 				c, err := dialProxy(url)
 				if err != nil {

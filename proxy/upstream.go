@@ -111,6 +111,10 @@ type upConn struct {
 	pending  []byte
 	sent     int
 	sendRead func(fd uintptr) bool
+
+	// stream is the HTTP/2 stream whose exchange uses the connection: a
+	// reset of the stream cuts it off (see h2Stream.watch).
+	stream *h2Stream
 }
 
 // sendError marks a request that could not be written whole.
@@ -314,6 +318,9 @@ func (up *upConn) peekOnce(fd uintptr) bool {
 // the exchange began: a connection counts as idle from then, which errs on
 // the side of closing it before the peer does.
 func (p *upstreamPool) put(up *upConn, reuse bool, since time.Time) {
+	if up.stream != nil && up.stream.unwatch(up) {
+		reuse = false
+	}
 	if !reuse {
 		up.c.Close()
 		return
@@ -330,7 +337,12 @@ func (p *upstreamPool) put(up *upConn, reuse bool, since time.Time) {
 	p.mu.Unlock()
 }
 
-func (p *upstreamPool) discard(up *upConn) { up.c.Close() }
+func (p *upstreamPool) discard(up *upConn) {
+	if up.stream != nil {
+		up.stream.unwatch(up)
+	}
+	up.c.Close()
+}
 
 // left reports whether the peer has left the table (ClosePeer).
 func (p *upstreamPool) left() bool {

@@ -206,13 +206,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 	}
 	fs := proxy.NewFastServer(bal, proxyCfg, handler.Stats())
 	if tlsConfig != nil {
-		// HTTP/2 answers are compressed by the same rules.
-		h2, err := proxy.Gzip(handler, proxyCfg.Gzip)
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		fs.EnableTLS(tlsConfig, h2, serverLog(log, "entry"))
+		fs.EnableTLS(tlsConfig, true)
 	}
 	srv = fs
 

@@ -311,3 +311,54 @@ func appendFraming(dst []byte, chunked bool, cl int64) []byte {
 	}
 	return dst
 }
+
+// VisitResponseFields calls emit with each field that forwards r to an
+// HTTP/2 client, chosen as AppendResponse chooses them for HTTP/1.1 and
+// changed by o's Gzip and Vary as there: no hop-by-hop field, no
+// Content-Length, Transfer-Encoding or Trailer (the caller adds the
+// length it sends), and "vary: accept-encoding" last when Vary asks for
+// it. weak reports a strong ETag that is to be sent weak, with "W/"
+// before value. Names are given as received: HTTP/2 wants them in lower
+// case.
+func VisitResponseFields(r *Response, o *ResponseOptions, emit func(name, value []byte, weak bool)) {
+	vary := o.Vary
+	for i := range r.Headers {
+		h := &r.Headers[i]
+		switch {
+		case h.Hop, h.kind == kContentLength, h.kind == kTrailer:
+			continue
+		case vary && len(h.Name) == len("vary") && equalFold(h.Name, "vary") && listsAcceptEncoding(h.Value):
+			vary = false
+		}
+		if !o.Gzip {
+			emit(h.Name, h.Value, false)
+			continue
+		}
+		switch {
+		case len(h.Name) == len("accept-ranges") && equalFold(h.Name, "accept-ranges"):
+		case len(h.Name) == len("etag") && equalFold(h.Name, "etag"):
+			v := h.Value
+			switch {
+			case len(v) >= 2 && v[0] == 'W' && v[1] == '/':
+				emit(h.Name, v, false)
+			case len(v) >= 1 && v[0] == '"':
+				emit(h.Name, v, true)
+			}
+		default:
+			emit(h.Name, h.Value, false)
+		}
+	}
+	if o.Gzip {
+		emit(contentEncoding, gzipToken, false)
+	}
+	if vary {
+		emit(varyName, acceptEncoding, false)
+	}
+}
+
+var (
+	contentEncoding = []byte("content-encoding")
+	gzipToken       = []byte("gzip")
+	varyName        = []byte("vary")
+	acceptEncoding  = []byte("Accept-Encoding")
+)
