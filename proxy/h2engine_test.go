@@ -2,8 +2,8 @@ package proxy
 
 import (
 	"context"
-	"io"
 	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
 	"strings"
