@@ -32,6 +32,26 @@
 #   --hold D          how long they are held (default 30s)
 #   --no-throughput   only the idle-connection test
 #
+# Environment:
+#   WHARF_BIN=PATH    run this wharf binary (every wharf process of the run)
+#                     instead of building one from the
+#                     tree; the report gives its path instead of a revision
+#   WHARF_BASE_BIN=PATH  run a second wharf from this binary, "wharf-base",
+#                     beside the others on the plain HTTP loads (--conc) and
+#                     in the idle-connection test, interleaved with them,
+#                     with the same flags as wharf; e.g. one built from an
+#                     older commit, to compare it with the tree's side by
+#                     side:
+#                       mkdir /tmp/wharf-old && git archive b6c3b70 | tar -xC /tmp/wharf-old
+#                       (cd /tmp/wharf-old && go build -o /tmp/wharf-b6c3b70 ./cmd/wharf)
+#                       WHARF_BASE_BIN=/tmp/wharf-b6c3b70 WHARF_BASE_REV=b6c3b70 \
+#                         bench/run.sh --conns 0 --conc 64 --tls-conc '' \
+#                         --handshake-conc '' --gzip-conc '' --h2-conc ''
+#                     It must accept --listen, --admin-listen, --max-conns,
+#                     --upstream, --log-level and --shutdown-timeout.
+#   WHARF_BASE_REV=TEXT  what wharf-base was built from, for the report
+#                     (default: the path)
+#
 # What it does: installs nginx (nginx-light), haproxy, wrk and, for the
 # HTTP/2 load, h2load (nghttp2-client) from Debian's packages when missing;
 # builds wharf, webtest and the bench/cmd/benchrun driver into a temporary
@@ -129,9 +149,19 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- build --------------------------------------------------------------------
-echo "run.sh: building wharf, webtest and benchrun" >&2
 export CGO_ENABLED=0
-go build -o "$TMP/wharf" ./cmd/wharf
+if [ -n "${WHARF_BIN:-}" ]; then
+  [ -x "$WHARF_BIN" ] || die "WHARF_BIN=$WHARF_BIN is not an executable"
+  echo "run.sh: wharf from WHARF_BIN=$WHARF_BIN; building webtest and benchrun" >&2
+  cp "$WHARF_BIN" "$TMP/wharf"
+else
+  echo "run.sh: building wharf, webtest and benchrun" >&2
+  go build -o "$TMP/wharf" ./cmd/wharf
+fi
+if [ -n "${WHARF_BASE_BIN:-}" ]; then
+  [ -x "$WHARF_BASE_BIN" ] || die "WHARF_BASE_BIN=$WHARF_BASE_BIN is not an executable"
+  cp "$WHARF_BASE_BIN" "$TMP/wharf-base"
+fi
 go build -o "$TMP/webtest" ./cmd/webtest
 go build -o "$TMP/benchrun" ./bench/cmd/benchrun
 
@@ -144,7 +174,7 @@ MAXCONNS=19000
 hard=$(ulimit -Hn)
 if [ "$hard" = unlimited ] || [ "$hard" -ge 20000 ]; then ulimit -n 20000; else ulimit -n "$hard"; fi
 
-mapfile -t PORTS < <("$TMP/benchrun" --free-ports 12)
+mapfile -t PORTS < <("$TMP/benchrun" --free-ports 13)
 B1=${PORTS[0]} B2=${PORTS[1]} B3=${PORTS[2]}
 declare -A PORT=([wharf]=${PORTS[3]} [nginx]=${PORTS[4]} [haproxy]=${PORTS[5]})
 # The TLS listeners (HTTP/1.1, and HTTP/2 by ALPN): nginx and HAProxy serve
@@ -157,6 +187,8 @@ PORT[wharf-tls]=${TLSPORT[wharf]}
 # The plain listeners compress nothing: their rows are measured without it.
 declare -A GZIPPORT=([wharf]=${PORTS[9]} [nginx]=${PORTS[10]} [haproxy]=${PORTS[11]})
 PORT[wharf-gzip]=${GZIPPORT[wharf]}
+# The second wharf (WHARF_BASE_BIN), plain HTTP only.
+PORT[wharf-base]=${PORTS[12]}
 
 # One ECDSA P-256 certificate for all three, made for this run.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
@@ -179,8 +211,8 @@ haproxy -c -q -f "$TMP/haproxy.cfg" || die "bad haproxy config"
 start_proxy() { # start_proxy NAME
   local port=${PORT[$1]} log="$TMP/$1.log"
   case "$1" in
-    wharf)
-      "$TMP/wharf" --listen "127.0.0.1:$port" --admin-listen '' --max-conns "$MAXCONNS" \
+    wharf|wharf-base)
+      "$TMP/$1" --listen "127.0.0.1:$port" --admin-listen '' --max-conns "$MAXCONNS" \
         --upstream "127.0.0.1:$B1" --upstream "127.0.0.1:$B2" --upstream "127.0.0.1:$B3" \
         --log-level error --shutdown-timeout 1s >>"$log" 2>&1 &
       ;;
@@ -215,6 +247,7 @@ for i in 1 2 3; do
 done
 
 PROXIES=(wharf nginx haproxy)
+[ -n "${WHARF_BASE_BIN:-}" ] && PROXIES=(wharf wharf-base nginx haproxy)
 start_all() { local p; for p in "${PROXIES[@]}"; do start_proxy "$p"; done; }
 stop_all() { local p; for p in "${PROXIES[@]}"; do stop_proxy "$p"; done; }
 proxy_args() {
@@ -233,11 +266,16 @@ gzip_proxy_args() {
 }
 
 common=(--wrk "$(command -v wrk)" --wharf-bin "$TMP/wharf" --out bench/results)
-rev=$(git describe --always --dirty 2>/dev/null || true)
-[ -n "$rev" ] && common+=(--wharf-rev "$rev")
+if [ -n "${WHARF_BIN:-}" ]; then
+  common+=(--wharf-rev "WHARF_BIN=$WHARF_BIN")
+else
+  rev=$(git describe --always --dirty 2>/dev/null || true)
+  [ -n "$rev" ] && common+=(--wharf-rev "$rev")
+fi
+[ -n "${WHARF_BASE_BIN:-}" ] && common+=(--wharf-base-bin "$TMP/wharf-base" --wharf-base-rev "${WHARF_BASE_REV:-$WHARF_BASE_BIN}")
 [ $QUICK = 1 ] && common+=(--quick)
 [ -n "$HOLD" ] && common+=(--hold "$HOLD")
-echo "run.sh: backends on 127.0.0.1:$B1,$B2,$B3; wharf :${PORT[wharf]} (TLS :${TLSPORT[wharf]}, gzip :${GZIPPORT[wharf]}), nginx :${PORT[nginx]} (TLS :${TLSPORT[nginx]}, gzip :${GZIPPORT[nginx]}), haproxy :${PORT[haproxy]} (TLS :${TLSPORT[haproxy]}, gzip :${GZIPPORT[haproxy]})" >&2
+echo "run.sh: backends on 127.0.0.1:$B1,$B2,$B3; wharf :${PORT[wharf]} (TLS :${TLSPORT[wharf]}, gzip :${GZIPPORT[wharf]}),${WHARF_BASE_BIN:+ wharf-base :${PORT[wharf-base]},} nginx :${PORT[nginx]} (TLS :${TLSPORT[nginx]}, gzip :${GZIPPORT[nginx]}), haproxy :${PORT[haproxy]} (TLS :${TLSPORT[haproxy]}, gzip :${GZIPPORT[haproxy]})" >&2
 
 if [ $THROUGHPUT = 1 ]; then
   start_all

@@ -167,6 +167,8 @@ type options struct {
 	h2Streams   int
 	wharfBin    string
 	wharfRev    string
+	baseBin     string // a second wharf, proxy "wharf-base", e.g. built from an older commit
+	baseRev     string
 	outDir      string
 	conns       int
 	hold        time.Duration
@@ -207,6 +209,8 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&o.wrk, "wrk", "wrk", "wrk binary")
 	fs.StringVar(&o.wharfBin, "wharf-bin", "bin/wharf", "wharf binary, for its version")
 	fs.StringVar(&o.wharfRev, "wharf-rev", "", "source revision wharf was built from, for the report")
+	fs.StringVar(&o.baseBin, "wharf-base-bin", "", "binary of the proxy named wharf-base (a second wharf), for its version")
+	fs.StringVar(&o.baseRev, "wharf-base-rev", "", "what wharf-base was built from, for the report")
 	fs.StringVar(&o.outDir, "out", "bench/results", "directory for the raw JSON and Markdown results")
 	fs.IntVar(&o.conns, "conns", 0, "idle-connection mode: hold this many keep-alive connections to each proxy (0: throughput mode)")
 	fs.DurationVar(&o.hold, "hold", 30*time.Second, "idle-connection mode: how long to hold the connections")
@@ -716,6 +720,14 @@ func collectMeta(o options) meta {
 			m.Versions["wharf"] = firstLine(commandOutput(o.wharfBin, "version"))
 			if o.wharfRev != "" {
 				m.Versions["wharf"] += " (" + o.wharfRev + ")"
+			}
+		case "wharf-base":
+			if o.baseBin == "" {
+				break
+			}
+			m.Versions["wharf-base"] = "wharf-base: " + firstLine(commandOutput(o.baseBin, "version"))
+			if o.baseRev != "" {
+				m.Versions["wharf-base"] += " (" + o.baseRev + ")"
 			}
 		}
 	}
