@@ -33,9 +33,9 @@
 #   --no-throughput   only the idle-connection test
 #
 # Environment:
-#   WHARF_BIN=PATH    run this wharf binary (every wharf process of the run)
-#                     instead of building one from the
-#                     tree; the report gives its path instead of a revision
+#   WHARF_BIN=PATH    run this wharf binary (for every wharf process of the
+#                     run) instead of building one from the tree; the report
+#                     gives its path instead of a revision
 #   WHARF_BASE_BIN=PATH  run a second wharf from this binary, "wharf-base",
 #                     beside the others on the plain HTTP loads (--conc) and
 #                     in the idle-connection test, interleaved with them,
