@@ -14,7 +14,12 @@
 //
 // With --tls-proxy and --tls-conc or --handshake-conc, the same over
 // https: keep-alive (HTTP/1.1 in TLS), and with "Connection: close", which
-// makes every request a full TLS handshake.
+// makes every request a full TLS handshake. With --h2-conc, HTTP/2 over the
+// same TLS listeners, negotiated by ALPN:
+//
+//	h2load -t1 -cC -m8 -D D --log-file=... https://ADDR/webtest?action=get_uuid
+//
+// (latency percentiles from h2load's per-request log).
 //
 // With --gzip-proxy and --gzip-conc, webtest's 10 KiB JSON sample
 // (action=sample&size=10240) with "Accept-Encoding: gzip", from listeners
@@ -29,7 +34,7 @@
 //
 //	benchrun --proxy wharf=127.0.0.1:PORT,pid=PID --proxy nginx=... \
 //	         --backend-pids PID,PID,PID [--runs 5] [--duration 10s] [--quick]
-//	         [--tls-proxy wharf=127.0.0.1:PORT,pid=PID ... --tls-conc 64 --handshake-conc 32]
+//	         [--tls-proxy wharf=127.0.0.1:PORT,pid=PID ... --tls-conc 64 --handshake-conc 32 --h2-conc 64]
 //	         [--gzip-proxy wharf=127.0.0.1:PORT,pid=PID ... --gzip-conc 64]
 //	benchrun --conns 15000 --proxy NAME=ADDR,pid=PID ...
 //	benchrun --free-ports N
@@ -93,7 +98,7 @@ func (l *targetList) Set(s string) error {
 
 // load is one kind of traffic of the throughput mode at one concurrency.
 type load struct {
-	Kind string // loadHTTP, loadTLS, loadHandshake or loadGzip
+	Kind string // loadHTTP, loadTLS, loadHandshake, loadGzip or loadH2
 	Conc int
 }
 
@@ -102,6 +107,7 @@ const (
 	loadTLS       = "https"     // HTTP/1.1 in TLS, keep-alive
 	loadHandshake = "handshake" // HTTP/1.1 in TLS, Connection: close: a full handshake per request
 	loadGzip      = "gzip"      // HTTP/1.1 keep-alive, the 10 KiB JSON sample compressed at level 1
+	loadH2        = "h2"        // HTTP/2 in TLS (ALPN h2), h2load with several streams per connection
 )
 
 // label names the load in the tables.
@@ -113,6 +119,8 @@ func (l load) label() string {
 		return "TLS handshake per request"
 	case loadGzip:
 		return "gzip, 10 KiB JSON"
+	case loadH2:
+		return "HTTP/2"
 	}
 	return "HTTP/1.1"
 }
@@ -155,8 +163,12 @@ type options struct {
 	repeats     int
 	baseline    string
 	wrk         string
+	h2load      string
+	h2Streams   int
 	wharfBin    string
 	wharfRev    string
+	baseBin     string // a second wharf, proxy "wharf-base", e.g. built from an older commit
+	baseRev     string
 	outDir      string
 	conns       int
 	hold        time.Duration
@@ -183,6 +195,9 @@ func run(ctx context.Context, args []string) error {
 	handshakeConcs := fs.String("handshake-conc", "", "comma-separated wrk connection counts over https with Connection: close (a full handshake per request)")
 	fs.Var(&o.gzipProxies, "gzip-proxy", "listener of a proxy under test that compresses JSON at gzip level 1, NAME=HOST:PORT,pid=PID (repeatable), for --gzip-conc")
 	gzipConcs := fs.String("gzip-conc", "", "comma-separated wrk connection counts fetching the 10 KiB JSON sample with Accept-Encoding: gzip")
+	h2Concs := fs.String("h2-conc", "", "comma-separated h2load connection counts over https with HTTP/2 (ALPN h2), on the --tls-proxy listeners")
+	fs.IntVar(&o.h2Streams, "h2-streams", h2StreamsDefault, "concurrent HTTP/2 streams per h2load connection (h2load -m)")
+	fs.StringVar(&o.h2load, "h2load", "h2load", "h2load binary, for --h2-conc")
 	fs.IntVar(&o.runs, "runs", 5, "measured runs per proxy and concurrency")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of one wrk run")
 	fs.DurationVar(&o.warmup, "warmup", 5*time.Second, "length of the uncounted warm-up run")
@@ -194,6 +209,8 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&o.wrk, "wrk", "wrk", "wrk binary")
 	fs.StringVar(&o.wharfBin, "wharf-bin", "bin/wharf", "wharf binary, for its version")
 	fs.StringVar(&o.wharfRev, "wharf-rev", "", "source revision wharf was built from, for the report")
+	fs.StringVar(&o.baseBin, "wharf-base-bin", "", "binary of the proxy named wharf-base (a second wharf), for its version")
+	fs.StringVar(&o.baseRev, "wharf-base-rev", "", "what wharf-base was built from, for the report")
 	fs.StringVar(&o.outDir, "out", "bench/results", "directory for the raw JSON and Markdown results")
 	fs.IntVar(&o.conns, "conns", 0, "idle-connection mode: hold this many keep-alive connections to each proxy (0: throughput mode)")
 	fs.DurationVar(&o.hold, "hold", 30*time.Second, "idle-connection mode: how long to hold the connections")
@@ -226,7 +243,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	for _, l := range []struct {
 		flag, list, kind string
-	}{{"--conc", *concs, loadHTTP}, {"--tls-conc", *tlsConcs, loadTLS}, {"--handshake-conc", *handshakeConcs, loadHandshake}, {"--gzip-conc", *gzipConcs, loadGzip}} {
+	}{{"--conc", *concs, loadHTTP}, {"--tls-conc", *tlsConcs, loadTLS}, {"--handshake-conc", *handshakeConcs, loadHandshake}, {"--gzip-conc", *gzipConcs, loadGzip}, {"--h2-conc", *h2Concs, loadH2}} {
 		cs, err := parseInts(l.list)
 		if err != nil {
 			return fmt.Errorf("%s: bad list %q", l.flag, l.list)
@@ -242,7 +259,7 @@ func run(ctx context.Context, args []string) error {
 		return errors.New("no --proxy given")
 	}
 	if len(o.loads) == 0 && o.conns == 0 {
-		return errors.New("no load: give --conc, --tls-conc, --handshake-conc or --gzip-conc")
+		return errors.New("no load: give --conc, --tls-conc, --handshake-conc, --gzip-conc or --h2-conc")
 	}
 	for _, l := range o.loads {
 		if len(o.proxiesFor(l)) > 0 {
@@ -251,10 +268,13 @@ func run(ctx context.Context, args []string) error {
 		if l.Kind == loadGzip {
 			return errors.New("--gzip-conc needs --gzip-proxy")
 		}
-		return errors.New("--tls-conc and --handshake-conc need --tls-proxy")
+		return errors.New("--tls-conc, --handshake-conc and --h2-conc need --tls-proxy")
 	}
 	if o.runs < 1 {
 		return errors.New("--runs must be at least 1")
+	}
+	if o.h2Streams < 1 {
+		return errors.New("--h2-streams must be at least 1")
 	}
 	if err := os.MkdirAll(o.outDir, 0o755); err != nil {
 		return err
@@ -267,6 +287,11 @@ func run(ctx context.Context, args []string) error {
 	for _, p := range o.tlsProxies {
 		if err := checkProxy(ctx, p, "https"); err != nil {
 			return err
+		}
+		if o.hasLoad(loadH2) {
+			if err := checkProxy(ctx, p, "h2"); err != nil {
+				return err
+			}
 		}
 	}
 	for _, p := range o.gzipProxies {
@@ -335,10 +360,17 @@ func findFreePorts(n int) ([]int, error) {
 }
 
 // checkProxy sends a few requests through p and checks that the answers are
-// webtest's and that every backend is reached.
+// webtest's and that every backend is reached. Scheme "h2" is https with
+// HTTP/2 offered by ALPN, and every answer must have come over HTTP/2.
 func checkProxy(ctx context.Context, p target, scheme string) error {
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil,
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // the kit's own self-signed certificate
+	tr := &http.Transport{Proxy: nil,
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // the kit's own self-signed certificate
+	proto := 1
+	if scheme == "h2" {
+		scheme, proto = "https", 2
+		tr.ForceAttemptHTTP2 = true // with a TLSClientConfig of its own, the Transport offers h2 only when told
+	}
+	c := &http.Client{Timeout: 5 * time.Second, Transport: tr}
 	defer c.CloseIdleConnections()
 	seen := map[string]int{}
 	for i := 0; i < 12; i++ {
@@ -355,6 +387,9 @@ func checkProxy(ctx context.Context, p target, scheme string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.Name, err)
 		}
+		if resp.ProtoMajor != proto {
+			return fmt.Errorf("%s: answered over %s, not HTTP/%d", p.Name, resp.Proto, proto)
+		}
 		var v struct {
 			IsSuccess bool
 			Server    string
@@ -369,8 +404,18 @@ func checkProxy(ctx context.Context, p target, scheme string) error {
 		names = append(names, s)
 	}
 	sort.Strings(names)
-	fmt.Fprintf(os.Stderr, "%s at %s://%s answers; backends reached: %s\n", p.Name, scheme, p.Addr, strings.Join(names, ", "))
+	fmt.Fprintf(os.Stderr, "%s at %s://%s answers over HTTP/%d; backends reached: %s\n", p.Name, scheme, p.Addr, proto, strings.Join(names, ", "))
 	return nil
+}
+
+// hasLoad reports whether a load of kind is to be run.
+func (o options) hasLoad(kind string) bool {
+	for _, l := range o.loads {
+		if l.Kind == kind {
+			return true
+		}
+	}
+	return false
 }
 
 // proxiesFor are the listeners a load is sent to.
@@ -387,7 +432,7 @@ func (o options) proxiesFor(l load) targetList {
 // runRecord is one wrk run with the CPU time spent around it.
 type runRecord struct {
 	Proxy  string `json:"proxy"`
-	Load   string `json:"load"` // http, https, handshake or gzip
+	Load   string `json:"load"` // http, https, handshake, gzip or h2
 	Conc   int    `json:"concurrency"`
 	Round  int    `json:"round"` // 0 for the warm-up
 	Warmup bool   `json:"warmup"`
@@ -430,6 +475,7 @@ func throughputMode(ctx context.Context, o options) error {
 		"warmup":       o.warmup.String(),
 		"loads":        fmt.Sprint(o.loads),
 		"wrk":          "-t1 --latency",
+		"h2load":       fmt.Sprintf("-t1 -m%d (HTTP/2 load)", o.h2Streams),
 		"url_path":     requestPath + " (gzip load: " + gzipPath + ")",
 		"interleaving": "per round, proxies in the order given",
 	}
@@ -466,6 +512,10 @@ func throughputMode(ctx context.Context, o options) error {
 					fmt.Fprintf(os.Stderr, "[%d/%d] %-9s c=%d %-8s %-7s %6.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  CPU µs/req: proxy %5.1f  backends %5.1f  rest of host %5.1f\n",
 						n, total, l.Kind, c, p.Name, label, r.Wrk.ReqPerSec, r.Wrk.P50ms, r.Wrk.P99ms, r.Wrk.Errors(),
 						r.ProxyUSPerReq, r.BackendUSPerReq, r.RestUSPerReq)
+					if w := r.Wrk; w.H2Failed > 0 {
+						fmt.Fprintf(os.Stderr, "        h2load: %d of %d requests failed (%d errored, %d timed out; status 4xx %d, 5xx %d)\n",
+							w.H2Failed, w.Requests, w.H2Errored, w.H2Timeout, w.H2Status4xx, w.H2Status5xx)
+					}
 					share := r.RestUSPerReq / r.HostUSPerReq
 					if r.Wrk.Requests == 0 {
 						share = 1
@@ -564,7 +614,13 @@ func measureRun(ctx context.Context, o options, p target, l load, d time.Duratio
 		return r, err
 	}
 	r.Start = time.Now()
-	w, out, err := runWrk(ctx, o.wrk, l.url(p.Addr), l.Conc, d, l.wrkArgs()...)
+	var w wrkResult
+	var out string
+	if l.Kind == loadH2 {
+		w, out, err = runH2load(ctx, o.h2load, "", l.url(p.Addr), l.Conc, o.h2Streams, d)
+	} else {
+		w, out, err = runWrk(ctx, o.wrk, l.url(p.Addr), l.Conc, d, l.wrkArgs()...)
+	}
 	if err != nil {
 		return r, fmt.Errorf("%w\n%s", err, out)
 	}
@@ -665,9 +721,20 @@ func collectMeta(o options) meta {
 			if o.wharfRev != "" {
 				m.Versions["wharf"] += " (" + o.wharfRev + ")"
 			}
+		case "wharf-base":
+			if o.baseBin == "" {
+				break
+			}
+			m.Versions["wharf-base"] = "wharf-base: " + firstLine(commandOutput(o.baseBin, "version"))
+			if o.baseRev != "" {
+				m.Versions["wharf-base"] += " (" + o.baseRev + ")"
+			}
 		}
 	}
 	m.Versions["wrk"] = firstLine(commandOutput(o.wrk, "-v"))
+	if o.hasLoad(loadH2) {
+		m.Versions["h2load"] = firstLine(commandOutput(o.h2load, "--version"))
+	}
 	m.Versions["go"] = firstLine(commandOutput("go", "version"))
 	return m
 }

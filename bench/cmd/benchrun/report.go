@@ -142,7 +142,7 @@ func throughputMarkdown(rep throughputReport, o options) string {
 	b.WriteString(header(rep.Meta, "Throughput, latency and CPU per request"))
 	fmt.Fprintf(&b, "- Method: `wrk -t1 -cC -d%s --latency` on `%s`%s, %d measured run(s) per proxy, load and concurrency after one %s warm-up, proxies interleaved; "+
 		"figures are medians (min–max); CPU is user+system time of all the proxy's processes from /proc, per completed request; ratios are medians over %s's.\n\n",
-		o.duration, requestPath, loadNotes(o.loads), o.runs, o.warmup, o.baseline)
+		o.duration, requestPath, loadNotes(o.loads, o.h2Streams), o.runs, o.warmup, o.baseline)
 	b.WriteString("| load | c | proxy | req/s | p50 ms | p99 ms | errors | proxy CPU µs/req | CPU/req vs " + o.baseline + " | req/s vs " + o.baseline + " | p99 vs " + o.baseline + " |\n")
 	b.WriteString("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, s := range rep.Summary {
@@ -151,13 +151,17 @@ func throughputMarkdown(rep throughputReport, o options) string {
 			s.Errors, rng(s.ProxyUS, "%.1f", s.Runs), ratio(s.CPURatio), ratio(s.RateRatio), ratio(s.P99Ratio))
 	}
 	b.WriteString("\nWhere the CPU went (medians, µs per request; the host has " + rep.Meta.Machine["nproc"] + " CPUs, wrk and the backends share them with the proxy):\n\n")
-	b.WriteString("| load | c | proxy | proxy | 3 backends | wrk | rest of host | whole host | host busy (CPUs) | steal (CPUs) |\n")
+	client, clients := "wrk", "wrk"
+	if o.hasLoad(loadH2) {
+		client, clients = "wrk (HTTP/2: h2load)", "wrk or h2load"
+	}
+	b.WriteString("| load | c | proxy | proxy | 3 backends | " + client + " | rest of host | whole host | host busy (CPUs) | steal (CPUs) |\n")
 	b.WriteString("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, s := range rep.Summary {
 		fmt.Fprintf(&b, "| %s | %d | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %.2f |\n",
 			load{s.Load, s.Conc}.label(), s.Conc, s.Proxy, s.ProxyUS.Median, s.BackendUS.Median, s.WrkUS.Median, s.RestUS.Median, s.HostUS.Median, s.HostCores.Median, s.StealCores.Median)
 	}
-	b.WriteString("\nRest of host: busy time not charged to the proxy, the backends or wrk (other processes; kernel softirq time not charged to a process).")
+	b.WriteString("\nRest of host: busy time not charged to the proxy, the backends or " + clients + " (other processes; kernel softirq time not charged to a process).")
 	repeated := 0
 	for _, s := range rep.Summary {
 		repeated += s.Repeated
@@ -170,11 +174,12 @@ func throughputMarkdown(rep throughputReport, o options) string {
 }
 
 // loadNotes says how the loads present other than plain HTTP differ from it.
-func loadNotes(loads []load) string {
-	var tls, gz bool
+func loadNotes(loads []load, h2Streams int) string {
+	var tls, gz, h2 bool
 	for _, l := range loads {
 		tls = tls || l.Kind == loadTLS || l.Kind == loadHandshake
 		gz = gz || l.Kind == loadGzip
+		h2 = h2 || l.Kind == loadH2
 	}
 	var notes []string
 	if tls {
@@ -182,6 +187,9 @@ func loadNotes(loads []load) string {
 	}
 	if gz {
 		notes = append(notes, "for the gzip load on `"+gzipPath+"` with `-H '"+gzipHeader+"'`, from listeners compressing application/json at gzip level 1")
+	}
+	if h2 {
+		notes = append(notes, fmt.Sprintf("for the HTTP/2 load `h2load -t1 -cC -m%d -D` over https with ALPN h2 instead, latency percentiles from its per-request log, errors its failed requests", h2Streams))
 	}
 	if len(notes) == 0 {
 		return ""

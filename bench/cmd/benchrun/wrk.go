@@ -11,7 +11,9 @@ import (
 	"time"
 )
 
-// wrkResult is what one wrk run reported.
+// wrkResult is what one wrk run reported, or for the HTTP/2 load one
+// h2load run (its latencies from its per-request log, its failures in the
+// H2 fields).
 type wrkResult struct {
 	Requests    int64   `json:"requests"`
 	Seconds     float64 `json:"seconds"`
@@ -25,13 +27,25 @@ type wrkResult struct {
 	WriteErrs   int64   `json:"write_errors"`
 	TimeoutErrs int64   `json:"timeout_errors"`
 	Non2xx      int64   `json:"non_2xx_3xx"`
-	// CPUSeconds is wrk's own user+system time.
+	// h2load's counts: the requests that succeeded (2xx or 3xx), and those
+	// that failed in any way, the errored (a stream or connection error),
+	// the timed-out and the answers with another status included.
+	H2Succeeded int64 `json:"h2_succeeded,omitempty"`
+	H2Failed    int64 `json:"h2_failed,omitempty"`
+	H2Errored   int64 `json:"h2_errored,omitempty"`
+	H2Timeout   int64 `json:"h2_timeout,omitempty"`
+	H2Status4xx int64 `json:"h2_status_4xx,omitempty"`
+	H2Status5xx int64 `json:"h2_status_5xx,omitempty"`
+	// Protocol is what h2load negotiated by ALPN (always h2 when kept).
+	Protocol string `json:"protocol,omitempty"`
+	// CPUSeconds is wrk's (or h2load's) own user+system time.
 	CPUSeconds float64 `json:"cpu_seconds"`
 }
 
-// Errors is every failed request or connection wrk counted.
+// Errors is every failed request or connection wrk counted, or every
+// request h2load counted as failed.
 func (r wrkResult) Errors() int64 {
-	return r.ConnectErrs + r.ReadErrs + r.WriteErrs + r.TimeoutErrs + r.Non2xx
+	return r.ConnectErrs + r.ReadErrs + r.WriteErrs + r.TimeoutErrs + r.Non2xx + r.H2Failed
 }
 
 var (
