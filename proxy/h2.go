@@ -104,6 +104,9 @@ func (c *fastConn) serveH2(pre []byte) {
 	h.bw = bufio.NewWriterSize(h2Writer{h}, 16<<10)
 	h.fr = http2.NewFramer(h.bw, h.br)
 	h.fr.SetMaxReadFrameSize(h2MaxFrameSize)
+	// Each frame is done with before the next is read (DATA is copied
+	// into its stream's buffer), so the Framer may reuse them.
+	h.fr.SetReuseFrames()
 	h.fr.MaxHeaderListSize = h2MaxHeaderBytes
 	h.fr.ReadMetaHeaders = hpack.NewDecoder(h2HeaderTableSize, nil)
 	// Answers' fields are sent as literals, never indexed, as nginx sends

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"golang.org/x/net/http2"
 
 	"github.com/wharflb/wharf/internal/dockertest"
 )
@@ -108,6 +111,53 @@ func TestClientsOverTLS(t *testing.T) {
 				}
 				if proto != wantProto || body != want("/chromium") {
 					t.Fatalf("Chromium: %q %q, want %q %q", proto, body, wantProto, want("/chromium"))
+				}
+			})
+		}
+	})
+}
+
+// TestClientsOverH2C: on a plain listener, curl and Go's client each
+// fetch through wharf by HTTP/2 with prior knowledge (h2c), and by
+// HTTP/1.1 on the same port.
+func TestClientsOverH2C(t *testing.T) {
+	peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "peer got %s over %s", r.URL.Path, r.Header.Get("X-Forwarded-Proto"))
+	}))
+	defer peer.Close()
+	in := startWharf(t, "--upstream", strings.TrimPrefix(peer.URL, "http://"))
+	want := func(path string) string { return "peer got " + path + " over http" }
+
+	t.Run("go", func(t *testing.T) {
+		tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}}
+		defer tr.CloseIdleConnections()
+		res, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(in.url + "/go")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.Proto != "HTTP/2.0" || res.StatusCode != 200 || string(body) != want("/go") {
+			t.Fatalf("%s %d %q, want HTTP/2.0 200 %q", res.Proto, res.StatusCode, body, want("/go"))
+		}
+	})
+
+	t.Run("curl", func(t *testing.T) {
+		curl := requireTool(t, "curl", "apt-get install curl")
+		for _, p := range []struct{ flag, version string }{{"--http2-prior-knowledge", "2"}, {"--http1.1", "1.1"}} {
+			t.Run(p.flag, func(t *testing.T) {
+				bodyFile := filepath.Join(t.TempDir(), "body")
+				out, err := exec.Command(curl, "-sS", p.flag, "--max-time", "10", "-o", bodyFile,
+					"-w", "%{http_version} %{http_code}", in.url+"/curl").CombinedOutput()
+				if err != nil {
+					t.Fatalf("curl: %v: %s", err, out)
+				}
+				body, _ := os.ReadFile(bodyFile)
+				if got := string(out); got != p.version+" 200" || string(body) != want("/curl") {
+					t.Fatalf("curl: version and status %q, body %q; want %q and %q", got, body, p.version+" 200", want("/curl"))
 				}
 			})
 		}

@@ -171,14 +171,13 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		AccessLog:           cfg.AccessLog,
 		Log:                 log,
 	}
-	handler := proxy.NewHandler(bal, proxyCfg)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", cfg.Listen, err)
 	}
-	// HTTP/1.x, plain or in TLS, compressed or not, goes through the fast
-	// data path; HTTP/2 (by ALPN) through the reference engine's Handler
-	// beside it.
+	// Every request, HTTP/1.x or HTTP/2 (by ALPN over TLS, or h2c with
+	// prior knowledge), plain or in TLS, compressed or not, goes through
+	// the fast data path.
 	var srv proxy.Server
 	scheme := "http"
 	var tlsConfig *tls.Config
@@ -204,7 +203,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		tlsConfig.SessionTicketsDisabled = !cfg.TLSSessionTickets
 		scheme = "https"
 	}
-	fs := proxy.NewFastServer(bal, proxyCfg, handler.Stats())
+	fs := proxy.NewFastServer(bal, proxyCfg, nil)
 	if tlsConfig != nil {
 		fs.EnableTLS(tlsConfig, true)
 	}
@@ -221,7 +220,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		if auto != nil {
 			adm.ShowCertificates(auto.status)
 		}
-		st := handler.Stats()
+		st := fs.Stats()
 		adm.EnableMetrics(admin.Sources{NoRoute: st.NoRoute.Load, Shortage: st.Shortage.Load, Reclaimed: st.Reclaimed.Load,
 			RetryBuffered: st.RetryBuffered.Load, RetryBufferExhausted: st.RetryBufferExhausted.Load, Discovery: disc,
 			SwarmPolls: swarmPolls})
