@@ -24,7 +24,13 @@ import (
 var gzipOn = Config{Gzip: GzipConfig{On: true}}
 
 // gzipClient sends Accept-Encoding as each test says, and never decodes.
-var gzipClient = &http.Client{Transport: &http.Transport{DisableCompression: true}, Timeout: waitBound}
+// gzipClient leaves answers as they come, over HTTP/1.1 and HTTP/2
+// (h2Tests does not decompress either).
+var gzipClient = func() *http.Client {
+	tr := &http.Transport{DisableCompression: true}
+	registerH2(tr)
+	return &http.Client{Transport: tr, Timeout: waitBound}
+}()
 
 func fetch(t *testing.T, method, url, accept string) (*http.Response, []byte) {
 	t.Helper()
@@ -101,6 +107,8 @@ func TestGzip(t *testing.T) {
 		io.WriteString(w, big)
 	})
 	url, _ := newFastProxy(t, gzipOn, peer.backend(1))
+	h2URL, _ := newFastH2Proxy(t, gzipOn, peer.backend(1))
+	h2cURL, _ := newFastH2CProxy(t, gzipOn, peer.backend(1))
 	tests := []struct {
 		path, accept string
 		gzipped      bool
@@ -135,50 +143,11 @@ func TestGzip(t *testing.T) {
 		if method == "" {
 			method = "GET"
 		}
-		t.Run(method+tt.path+"/"+tt.accept, func(t *testing.T) {
-			res, body := fetch(t, method, url+tt.path, tt.accept)
-			enc := res.Header.Get("Content-Encoding")
-			if (enc == "gzip") != tt.gzipped {
-				t.Fatalf("Content-Encoding %q, want gzip=%v", enc, tt.gzipped)
-			}
-			vary := res.Header.Values("Vary")
-			n := 0
-			for _, v := range vary {
-				n += strings.Count(strings.ToLower(v), "accept-encoding")
-			}
-			if want := map[bool]int{true: 1, false: 0}[tt.vary]; n != want {
-				t.Errorf("Vary %q names Accept-Encoding %d times, want %d", vary, n, want)
-			}
-			if method == "HEAD" {
-				return
-			}
-			if tt.gzipped {
-				if res.ContentLength != -1 || len(res.TransferEncoding) != 1 || res.TransferEncoding[0] != "chunked" {
-					t.Errorf("framing: Content-Length %d, Transfer-Encoding %q; want chunked", res.ContentLength, res.TransferEncoding)
-				}
-				if res.Header.Get("Accept-Ranges") != "" {
-					t.Errorf("Accept-Ranges %q kept on a compressed answer", res.Header.Get("Accept-Ranges"))
-				}
-				body = gunzip(t, body)
-			}
-			want := big
-			if tt.path == "/small" {
-				want = big[:19]
-			}
-			if string(body) != want {
-				t.Fatalf("body differs (%d bytes, want %d)", len(body), len(want))
-			}
-			switch tt.path {
-			case "/etag":
-				if et := res.Header.Get("ETag"); et != `W/"v1"` {
-					t.Errorf("ETag %q, want it weak", et)
-				}
-			case "/weak-etag":
-				if et := res.Header.Get("ETag"); et != `W/"v1"` {
-					t.Errorf("ETag %q, want it as it was", et)
-				}
-			}
-		})
+		for _, url := range []string{url, h2URL, h2cURL} {
+			t.Run(method+tt.path+"/"+tt.accept+"/"+url[:strings.Index(url, ":")], func(t *testing.T) {
+				gzipCase(t, url, method, tt.path, tt.accept, tt.gzipped, tt.vary, big)
+			})
+		}
 	}
 	t.Run("HTTP/1.0 client", func(t *testing.T) {
 		raw := readUntilClose(t, url, "GET /json HTTP/1.0\r\nHost: a.test\r\nAccept-Encoding: gzip\r\n\r\n")
@@ -577,5 +546,56 @@ func BenchmarkGzipSample(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		roundTrip()
+	}
+}
+
+// gzipCase fetches path with accept from the proxy at url (gzip on) and
+// checks the answer: compressed or not, Vary, framing, body and ETag.
+func gzipCase(t *testing.T, url, method, path, accept string, gzipped, wantVary bool, big string) {
+	t.Helper()
+	res, body := fetch(t, method, url+path, accept)
+	enc := res.Header.Get("Content-Encoding")
+	if (enc == "gzip") != gzipped {
+		t.Fatalf("Content-Encoding %q, want gzip=%v", enc, gzipped)
+	}
+	vary := res.Header.Values("Vary")
+	n := 0
+	for _, v := range vary {
+		n += strings.Count(strings.ToLower(v), "accept-encoding")
+	}
+	if want := map[bool]int{true: 1, false: 0}[wantVary]; n != want {
+		t.Errorf("Vary %q names Accept-Encoding %d times, want %d", vary, n, want)
+	}
+	if method == "HEAD" {
+		return
+	}
+	if gzipped {
+		// Chunked over HTTP/1.1; HTTP/2 has no framing field, and no
+		// length is known in advance.
+		chunked := len(res.TransferEncoding) == 1 && res.TransferEncoding[0] == "chunked"
+		if res.ContentLength != -1 || chunked == isH2(url) {
+			t.Errorf("framing: Content-Length %d, Transfer-Encoding %q", res.ContentLength, res.TransferEncoding)
+		}
+		if res.Header.Get("Accept-Ranges") != "" {
+			t.Errorf("Accept-Ranges %q kept on a compressed answer", res.Header.Get("Accept-Ranges"))
+		}
+		body = gunzip(t, body)
+	}
+	want := big
+	if path == "/small" {
+		want = big[:19]
+	}
+	if string(body) != want {
+		t.Fatalf("body differs (%d bytes, want %d)", len(body), len(want))
+	}
+	switch path {
+	case "/etag":
+		if et := res.Header.Get("ETag"); et != `W/"v1"` {
+			t.Errorf("ETag %q, want it weak", et)
+		}
+	case "/weak-etag":
+		if et := res.Header.Get("ETag"); et != `W/"v1"` {
+			t.Errorf("ETag %q, want it as it was", et)
+		}
 	}
 }
