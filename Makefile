@@ -20,7 +20,7 @@ test: lint
 	# The data path as it ships, without the race detector: no allocation
 	# per request, 1 GiB bodies in bounded memory (HTTP/1.1, TLS and HTTP/2),
 	# small stacks for slow bodies.
-	$(GO) test -count=1 -run 'AllocatesNothing|LargeBodies|StacksStaySmall' ./proxy/
+	$(GO) test -count=1 -run 'AllocatesNothing|AllocationsPerRequest|LargeBodies|StacksStaySmall' ./proxy/
 
 demo:
 	./compose/demo.sh

@@ -157,22 +157,13 @@ func (h *h2Conn) serve() {
 		}
 		return h.fr.WriteWindowUpdate(0, h2ConnWindow-h2InitialWindow)
 	})
-	var rdl time.Time
+	// A connection with no stream may wait Timeouts.ClientIdle for the
+	// next, and counts as idle for Config.MaxConns; one with streams
+	// waits as long as they take (see onHeaders and forgetLocked).
+	h.mu.Lock()
+	h.idleLocked()
+	h.mu.Unlock()
 	for {
-		// A connection with no stream may wait Timeouts.ClientIdle for
-		// the next; one with streams waits as long as they take.
-		h.mu.Lock()
-		busy := len(h.streams) > 0
-		h.mu.Unlock()
-		h.fc.idle.Store(!busy)
-		if busy {
-			if !rdl.IsZero() {
-				h.nc.SetReadDeadline(time.Time{})
-				rdl = time.Time{}
-			}
-		} else {
-			rdl = setLazyDeadline(h.nc, rdl, time.Now(), h.s.cfg.Timeouts.ClientIdle)
-		}
 		f, err := h.fr.ReadFrame()
 		if err == nil {
 			err = h.handle(f)
@@ -446,6 +437,13 @@ func (h *h2Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		}
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
 	}
+	if !h.fc.served.Load() {
+		h.fc.served.Store(true) // not a silent connection (see makeRoom)
+	}
+	if len(h.streams) == 0 {
+		h.fc.idle.Store(false)
+		h.nc.SetReadDeadline(time.Time{})
+	}
 	st := getH2Stream()
 	st.h, st.id = h, id
 	st.sendWin, st.recvWin = h.initWin, h2StreamWindow
@@ -476,6 +474,7 @@ func (h *h2Conn) forgetLocked(st *h2Stream) {
 	}
 	delete(h.streams, st.id)
 	if len(h.streams) == 0 {
+		h.idleLocked()
 		h.cond.Broadcast() // for shutdown, waiting
 		if h.goingAway && !h.lost {
 			h.fc.shut(syscall.SHUT_RD) // a graceful shutdown's last stream
@@ -485,6 +484,15 @@ func (h *h2Conn) forgetLocked(st *h2Stream) {
 		st.in.release()
 		putH2Stream(st)
 	}
+}
+
+// idleLocked marks the connection idle, its last stream ended: the read
+// waiting for the next frame may wait Timeouts.ClientIdle, and an accept
+// loop at Config.MaxConns may close the connection. h.mu is held, so
+// that this and a stream's start happen in order.
+func (h *h2Conn) idleLocked() {
+	h.fc.idle.Store(true)
+	h.nc.SetReadDeadline(time.Now().Add(h.s.cfg.Timeouts.ClientIdle))
 }
 
 // resetStream tells the client that stream id is closed with code.

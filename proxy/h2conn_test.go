@@ -1,0 +1,159 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"testing"
+
+	"golang.org/x/net/http2"
+)
+
+// holdBackend answers /hold only once release is closed, and anything
+// else at once; held receives when a /hold request arrives.
+func holdBackend(t *testing.T) (be *backend, held chan struct{}, release chan struct{}) {
+	held, release = make(chan struct{}, 16), make(chan struct{})
+	be = newBackend(t, "peer", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			held <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, "peer")
+	})
+	return be, held, release
+}
+
+// awaitStatus waits until stream id of a has had its answer's head.
+func (a *h2Attacker) awaitStatus(id uint32) string {
+	a.t.Helper()
+	var status string
+	waitFor(a.t, "the answer's head", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		status = a.statuses[id]
+		return status != ""
+	})
+	return status
+}
+
+// TestH2IdleConnectionReclaimedAtMaxConns: an HTTP/2 connection with no
+// stream open is idle like a keep-alive HTTP/1.1 one: at Config.MaxConns
+// it is closed to make room for a new client.
+func TestH2IdleConnectionReclaimedAtMaxConns(t *testing.T) {
+	be, held, release := holdBackend(t)
+	defer close(release)
+	url, srv, _ := startFastTLS(t, Config{MaxConns: 2}, fastHooks{}, be.backend(1))
+	a := dialH2(t, url, 0)
+	a.read()
+	if err := a.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: a.headerBlock("/"),
+		EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.awaitStatus(1); got != "200" {
+		t.Fatalf("status %q", got)
+	}
+	// The other connection is busy: only the HTTP/2 one is idle.
+	busy := dialRaw(t, url)
+	busy.send(t, "/hold")
+	await(t, held, "the busy connection's request at the peer")
+	c := dialRaw(t, url)
+	c.send(t, "/")
+	if got := c.read(t); got != "200 peer" {
+		t.Fatalf("third client at the cap: %q, want it served", got)
+	}
+	a.awaitClosed("the idle HTTP/2 connection at the cap")
+	if n := srv.stats.Reclaimed.Load(); n != 1 {
+		t.Fatalf("%d connections reclaimed, want 1", n)
+	}
+}
+
+// TestH2GracefulShutdown: Shutdown sends an HTTP/2 connection a GOAWAY
+// (NO_ERROR) naming its last stream, lets that stream finish, then
+// closes the connection and returns.
+func TestH2GracefulShutdown(t *testing.T) {
+	be, held, release := holdBackend(t)
+	url, srv, _ := startFastTLS(t, Config{}, fastHooks{}, be.backend(1))
+	a := dialH2(t, url, 0)
+	a.read()
+	if err := a.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: a.headerBlock("/hold"),
+		EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	await(t, held, "the request at the peer")
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(context.Background()) }()
+	waitFor(t, "GOAWAY", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.goAway != nil
+	})
+	a.mu.Lock()
+	code := *a.goAway
+	a.mu.Unlock()
+	if code != http2.ErrCodeNo {
+		t.Fatalf("GOAWAY %v, want NO_ERROR", code)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned (%v) with a stream in progress", err)
+	default:
+	}
+	close(release)
+	if got := a.awaitStatus(1); got != "200" {
+		t.Fatalf("the stream in progress: status %q, want 200", got)
+	}
+	a.awaitClosed("after its last stream")
+	if err := await(t, done, "Shutdown's return"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestH2AllocationsPerRequest reports what one request over HTTP/2
+// allocates in the whole process, the client being a bare Framer, and
+// bounds it. Measured (memory profile, per request): 1 of wharf's own
+// code, the goroutine each stream's exchange runs on; 12 of
+// golang.org/x/net/http2's Framer and hpack decoder, which make a frame
+// for each HEADERS and WINDOW_UPDATE read and a string of each header
+// field decoded; 2 of crypto/tls, a record read on each side (see
+// TestFastPathAllocatesNothing); and 1 of the test's client.
+func TestH2AllocationsPerRequest(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates, and sync.Pool drops items at random under it")
+	}
+	url, _, _ := startFastTLS(t, Config{}, fastHooks{}, rawBackend(t))
+	a := dialH2(t, url, 0)
+	a.fr.ReadMetaHeaders = nil // the client decodes nothing
+	a.fr.SetReuseFrames()
+	block := a.headerBlock("/")
+	id := uint32(1)
+	roundTrip := func() {
+		if err := a.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block,
+			EndStream: true, EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			f, err := a.fr.ReadFrame()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d, ok := f.(*http2.DataFrame); ok && d.Length > 0 {
+				// The connection's window, which the client keeps open.
+				if err := a.fr.WriteWindowUpdate(0, d.Length); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if f.Header().StreamID == id && f.Header().Flags.Has(http2.FlagDataEndStream) {
+				break
+			}
+		}
+		id += 2
+	}
+	for range 100 {
+		roundTrip() // warm the pools
+	}
+	n := testing.AllocsPerRun(2000, roundTrip)
+	t.Logf("%v allocations per request over HTTP/2", n)
+	if max := 16.0; n > max {
+		t.Fatalf("%v allocations per request over HTTP/2, want at most %v", n, max)
+	}
+}
