@@ -322,16 +322,17 @@ func (h *h2Conn) onData(f *http2.DataFrame) error {
 	st := h.streams[id]
 	if st == nil || st.bodyEnd || st.reset {
 		// Not open: the data is dropped and its room given back.
+		resetSent := st != nil && st.reset && !st.closed
 		h.mu.Unlock()
-		h.giveBack(nil, n)
-		if st != nil && st.reset && !st.closed {
+		h.giveBack(0, n)
+		if resetSent {
 			return nil // a reset has been sent already
 		}
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
 	}
 	if n > st.recvWin {
 		h.mu.Unlock()
-		h.giveBack(nil, n)
+		h.giveBack(0, n)
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeFlowControl}
 	}
 	st.recvWin -= n
@@ -340,7 +341,7 @@ func (h *h2Conn) onData(f *http2.DataFrame) error {
 	if st.declared >= 0 && (st.got > st.declared || f.StreamEnded() && st.got != st.declared) {
 		// A body that differs from its Content-Length is malformed.
 		h.mu.Unlock()
-		h.giveBack(nil, n)
+		h.giveBack(0, n)
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 	}
 	st.in.push(data)
@@ -351,23 +352,23 @@ func (h *h2Conn) onData(f *http2.DataFrame) error {
 	h.cond.Broadcast()
 	h.mu.Unlock()
 	if pad > 0 {
-		h.giveBack(st, pad)
+		h.giveBack(id, pad)
 	}
 	return nil
 }
 
 // giveBack returns n bytes of window to the client: the connection's, and
-// st's unless st is nil.
-func (h *h2Conn) giveBack(st *h2Stream, n int64) {
+// stream id's while it is open (0: none).
+func (h *h2Conn) giveBack(id uint32, n int64) {
 	if n <= 0 {
 		return
 	}
 	h.mu.Lock()
 	h.recvWin += n
 	sid := uint32(0)
-	if st != nil && !st.bodyEnd && !st.reset {
+	if st := h.streams[id]; id != 0 && st != nil && !st.bodyEnd && !st.reset {
 		st.recvWin += n
-		sid = st.id
+		sid = id
 	}
 	h.mu.Unlock()
 	h.write(func() error {
@@ -396,6 +397,10 @@ func (h *h2Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 			return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
 		case st.reset:
 			return nil
+		case st.bodyEnd && st.ended:
+			// Closed both ways (RFC 9113 section 5.1), its exchange
+			// still finishing.
+			return http2.ConnectionError(http2.ErrCodeStreamClosed)
 		case st.bodyEnd:
 			return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
 		case st.trailers:
@@ -459,8 +464,46 @@ func (h *h2Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		h.mu.Unlock()
 		return err
 	}
-	go st.run(status)
+	startStream(st, status)
 	return nil
+}
+
+// Streams run on goroutines kept between streams, of any connection: a
+// new goroutine's stack grows to what an exchange needs, copying itself
+// each time, on every stream, where a kept one has grown already. At
+// most h2IdleWorkers wait for a stream, about 8 KiB each; the rest end.
+const h2IdleWorkers = 256
+
+type h2Job struct {
+	st     *h2Stream
+	status int
+}
+
+var (
+	h2Work        = make(chan h2Job)
+	h2IdleWorking atomic.Int32
+)
+
+// startStream runs st's exchange, or answers status, on a waiting
+// goroutine, or a new one when none waits.
+func startStream(st *h2Stream, status int) {
+	select {
+	case h2Work <- h2Job{st, status}:
+	default:
+		go h2Worker(h2Job{st, status})
+	}
+}
+
+func h2Worker(j h2Job) {
+	for {
+		j.st.run(j.status)
+		if h2IdleWorking.Add(1) > h2IdleWorkers {
+			h2IdleWorking.Add(-1)
+			return
+		}
+		j = <-h2Work
+		h2IdleWorking.Add(-1)
+	}
 }
 
 // forgetLocked takes st out of the connection's streams once its

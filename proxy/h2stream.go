@@ -42,7 +42,7 @@ type h2Stream struct {
 	ex      fastConn // the exchange, as an HTTP/1.1 connection's
 	chunked bool     // the body goes to the peer chunked
 	lastSet bool     // the chunked body's last chunk is in ex.in
-	ended   bool     // END_STREAM was sent
+	ended   bool     // END_STREAM was sent (set under h.mu, see markEnded)
 	names   []byte   // scratch for lower-cased field names
 	status  [3]byte
 }
@@ -372,7 +372,7 @@ func (st *h2Stream) fill(c *fastConn) error {
 	end := st.bodyEnd && st.in.n == 0
 	h.mu.Unlock()
 	if n > 0 {
-		h.giveBack(st, int64(n))
+		h.giveBack(st.id, int64(n))
 	} else if end && !st.chunked {
 		return errClientClosed // the body ended short of what was asked
 	}
@@ -410,11 +410,16 @@ func (st *h2Stream) send(p []byte, end bool) error {
 		h.sendWin -= int64(k)
 		h.mu.Unlock()
 		last := end && k == len(p)
-		if err := h.write(func() error { return h.fr.WriteData(st.id, last, p[:k]) }); err != nil {
+		if err := h.write(func() error {
+			err := h.fr.WriteData(st.id, last, p[:k])
+			if err == nil && last {
+				st.markEnded()
+			}
+			return err
+		}); err != nil {
 			return errClientClosed
 		}
 		if last {
-			st.ended = true
 			return nil
 		}
 		p = p[k:]
@@ -440,7 +445,7 @@ func (st *h2Stream) answer(res *httpwire.Response, o *httpwire.ResponseOptions, 
 			return err
 		}
 		if end && len(first) == 0 {
-			st.ended = true
+			st.markEnded()
 		}
 		if len(first) == 0 {
 			return nil
@@ -459,7 +464,9 @@ func (st *h2Stream) answer(res *httpwire.Response, o *httpwire.ResponseOptions, 
 		if err := h.fr.WriteData(st.id, last, first[:k]); err != nil {
 			return err
 		}
-		st.ended = last
+		if last {
+			st.markEnded()
+		}
 		first = first[k:]
 		return nil
 	})
@@ -695,4 +702,13 @@ func (st *h2Stream) gone() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return st.reset || h.lost
+}
+
+// markEnded records, under h.mu and before the frame is flushed, that
+// END_STREAM was written: once the client has it, the stream is closed
+// both ways, whether or not its exchange has finished (see onHeaders).
+func (st *h2Stream) markEnded() {
+	st.h.mu.Lock()
+	st.ended = true
+	st.h.mu.Unlock()
 }
