@@ -51,8 +51,8 @@ func TestTLSVersionsAndKeys(t *testing.T) {
 	}
 }
 
-// TestTLSHTTP2ByALPN: a client offering h2 gets HTTP/2, served over the
-// reference Handler, and Shutdown lets its request in flight finish.
+// TestTLSHTTP2ByALPN: a client offering h2 gets HTTP/2, and Shutdown lets
+// its request in flight finish.
 func TestTLSHTTP2ByALPN(t *testing.T) {
 	arrived, release := make(chan struct{}, 1), make(chan struct{})
 	be := newBackend(t, "web1", func(w http.ResponseWriter, r *http.Request) {

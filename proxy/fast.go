@@ -16,7 +16,7 @@ import (
 	"github.com/wharflb/wharf/proxy/internal/httpwire"
 )
 
-// FastServer is wharf's HTTP/1.x data path: one goroutine per client
+// FastServer is wharf's data path. For HTTP/1.x, one goroutine per client
 // connection parses each request head in place (httpwire), writes it to a
 // pooled keep-alive connection of the picked peer in one write, and passes
 // the response back the same way. Nothing is allocated per request in the
@@ -26,7 +26,8 @@ import (
 // It implements the same contract as Handler (routing, retries, passive
 // health, forwarded headers, error answers), which remains the reference
 // it is tested against, and compresses answers by Config.Gzip. It serves
-// HTTP/1.x in TLS too (EnableTLS); HTTP/2 is served by Handler.
+// HTTP/1.x in TLS too (EnableTLS), and HTTP/2 over TLS and as h2c with
+// prior knowledge (h2.go), through the same request flow.
 type FastServer struct {
 	router Router
 	cfg    Config // with cfg.Timeouts resolved (withDefaults)

@@ -130,8 +130,9 @@ func (g *gzipRules) matchType(mt []byte) bool {
 }
 
 // Gzip wraps h so that answers are compressed by the rules of g, as far as
-// gzhttp's rules go: this is how the reference engine (serving HTTP/2)
-// compresses. Its rules differ from the fast path's in details:
+// gzhttp's rules go: this is how the reference engine compresses, for the
+// tests that hold the data path's compression against it. Its rules
+// differ from the data path's in details:
 // every answer that passes the wrapper carries Vary, and ETags are kept.
 func Gzip(h http.Handler, g GzipConfig) (http.Handler, error) {
 	if err := g.Validate(); err != nil {

@@ -2,9 +2,10 @@
 // asking the service's pool for a peer, forwarding, retrying on the next
 // peer, forwarded headers and error answers.
 //
-// Forwarding itself is done by an engine. The reference engine is built on
-// net/http's ReverseProxy and handles every protocol net/http does; it is
-// also what other engines are tested against.
+// Forwarding is done by FastServer, wharf's data path, for every protocol
+// it serves (HTTP/1.x plain and in TLS, HTTP/2). The reference engine,
+// Handler, is built on net/http's ReverseProxy: it serves no traffic, and
+// is what the tests hold the data path against.
 package proxy
 
 import (
@@ -59,9 +60,9 @@ type Config struct {
 	// MaxConns bounds the client connections of the fast data path (see
 	// FastServer); 0 means no bound.
 	MaxConns int
-	// Gzip compresses answers on the fast data path; the zero value
-	// compresses nothing. The reference engine compresses only when
-	// wrapped by Gzip.
+	// Gzip compresses answers on the data path, over every protocol; the
+	// zero value compresses nothing. The reference engine compresses
+	// only when wrapped by Gzip.
 	Gzip GzipConfig
 
 	// TrustedProxies are the addresses whose forwarded fields are believed

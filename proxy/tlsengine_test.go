@@ -76,8 +76,8 @@ func newProxyTLS(t testing.TB, cfg Config, backends ...lb.Backend) (string, *lb.
 	return srv.URL, bal
 }
 
-// startFastTLS serves the fast path over TLS for backends, with HTTP/2
-// by ALPN going to a reference Handler, and returns its https:// URL.
+// startFastTLS serves the fast path over TLS for backends, HTTP/2
+// offered by ALPN, and returns its https:// URL.
 func startFastTLS(t testing.TB, cfg Config, hooks fastHooks, backends ...lb.Backend) (string, *FastServer, *lb.Balancer) {
 	t.Helper()
 	return startFastWith(t, tlsServerConfig(), cfg, hooks, backends...)
