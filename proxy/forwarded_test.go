@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// TestForwardedTrust holds both engines to the trust model of the
+// TestForwardedTrust holds every engine to the trust model of the
 // forwarded fields: what a client outside TrustedProxies sends in them is
 // replaced, a trusted one's chain is kept and walked for X-Real-IP, names
 // with "_" never reach a peer, and a Connection field cannot strip what
@@ -53,6 +53,22 @@ func TestForwardedTrust(t *testing.T) {
 				"X-Forwarded-For": "203.0.113.9, 127.0.0.1", "X-Real-Ip": "203.0.113.9", "Forwarded": "for=203.0.113.9",
 				"X-Forwarded-Proto": "https", "X-Forwarded-Host": "app.test"}},
 	}
+	check := func(t *testing.T, h http.Header, wants map[string]string, proto string) {
+		t.Helper()
+		for name, want := range wants {
+			if name == "X-Forwarded-Proto" && want == "http" {
+				want = proto // what wharf sets: http, or https over TLS
+			}
+			if got := strings.Join(h.Values(name), ", "); got != want {
+				t.Errorf("%s = %q, want %q", name, got, want)
+			}
+		}
+		for name := range h {
+			if strings.Contains(name, "_") {
+				t.Errorf("%s reached the peer", name)
+			}
+		}
+	}
 	forEachH1Engine(t, func(t *testing.T, e engine) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -60,25 +76,43 @@ func TestForwardedTrust(t *testing.T) {
 				peer := newBackend(t, "peer", func(w http.ResponseWriter, r *http.Request) { seen <- r.Header.Clone() })
 				url, _ := e.start(t, Config{TrustedProxies: tt.trusted}, peer.backend(1))
 				rawExchange(t, url, "GET /f HTTP/1.1\r\nHost: app.test\r\n"+tt.fields+"\r\n")
-				var h http.Header
-				select {
-				case h = <-seen:
-				case <-time.After(5 * time.Second):
-					t.Fatal("the peer got no request")
-				}
-				for name, want := range tt.want {
-					if name == "X-Forwarded-Proto" && want == "http" {
-						want = url[:strings.Index(url, ":")] // what wharf sets: http, or https over TLS
+				check(t, await(t, seen, "the peer's request"), tt.want, url[:strings.Index(url, ":")])
+			})
+		}
+	})
+	// The same fields from Go's HTTP/2 client, but for the cases of a
+	// Connection field: HTTP/2 has none, and a request with one is
+	// malformed (TestH2spec).
+	forEachH2Engine(t, func(t *testing.T, e engine) {
+		for _, tt := range tests {
+			if strings.Contains(tt.fields, "Connection:") {
+				continue
+			}
+			t.Run(tt.name, func(t *testing.T) {
+				seen := make(chan http.Header, 1)
+				peer := newBackend(t, "peer", func(w http.ResponseWriter, r *http.Request) { seen <- r.Header.Clone() })
+				url, _ := e.start(t, Config{TrustedProxies: tt.trusted}, peer.backend(1))
+				req, _ := http.NewRequest("GET", url+"/f", nil)
+				req.Host = "app.test"
+				for _, line := range strings.Split(tt.fields, "\r\n") {
+					if name, value, ok := strings.Cut(line, ": "); ok {
+						req.Header.Add(name, value)
 					}
-					if got := strings.Join(h.Values(name), ", "); got != want {
-						t.Errorf("%s = %q, want %q", name, got, want)
-					}
 				}
-				for name := range h {
-					if strings.Contains(name, "_") {
-						t.Errorf("%s reached the peer", name)
-					}
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
 				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.ProtoMajor != 2 || res.StatusCode != 200 {
+					t.Fatalf("%s %d", res.Proto, res.StatusCode)
+				}
+				proto := "http"
+				if strings.HasPrefix(url, schemeH2TLS+":") {
+					proto = "https"
+				}
+				check(t, await(t, seen, "the peer's request"), tt.want, proto)
 			})
 		}
 	})

@@ -32,7 +32,7 @@ import (
 // server sends is recorded.
 type h2Attacker struct {
 	t    testing.TB
-	c    *tls.Conn
+	c    net.Conn // TLS, or plain for h2c
 	fr   *http2.Framer
 	enc  *hpack.Encoder
 	hbuf bytes.Buffer
@@ -46,31 +46,40 @@ type h2Attacker struct {
 	closed   chan struct{} // closed when reading ended
 }
 
-// dialH2 connects to the TLS proxy at url, negotiates h2 and sends the
-// client preface with settings. rcvbuf, when not 0, is the socket's
-// receive buffer, set before the handshake so that a client that does
-// not read fills the server's send path soon.
+// dialH2 connects to the proxy at url, over TLS negotiating h2 (https://
+// or h2s://) or with prior knowledge (h2c://), and sends the client
+// preface with settings. rcvbuf, when not 0, is the socket's receive
+// buffer, set before the handshake so that a client that does not read
+// fills the server's send path soon.
 func dialH2(t testing.TB, url string, rcvbuf int, settings ...http2.Setting) *h2Attacker {
 	t.Helper()
+	addr, plain := strings.CutPrefix(url, schemeH2C+"://")
+	if !plain {
+		addr = strings.TrimPrefix(strings.TrimPrefix(url, "https://"), schemeH2TLS+"://")
+	}
 	d := &net.Dialer{Timeout: waitBound}
-	raw, err := d.Dial("tcp", strings.TrimPrefix(url, "https://"))
+	raw, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rcvbuf > 0 {
 		raw.(*net.TCPConn).SetReadBuffer(rcvbuf)
 	}
-	c := tls.Client(raw, &tls.Config{RootCAs: testRoots, ServerName: "localhost", NextProtos: []string{"h2"}})
-	c.SetDeadline(time.Now().Add(waitBound))
-	if err := c.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
-		t.Fatalf("ALPN %q, want h2", p)
-	}
 	// Closed under TLS: a close_notify would wait on a connection the
 	// proxy may have stopped reading.
 	t.Cleanup(func() { raw.Close() })
+	c := raw
+	c.SetDeadline(time.Now().Add(waitBound))
+	if !plain {
+		tc := tls.Client(raw, &tls.Config{RootCAs: testRoots, ServerName: "localhost", NextProtos: []string{"h2"}})
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		if p := tc.ConnectionState().NegotiatedProtocol; p != "h2" {
+			t.Fatalf("ALPN %q, want h2", p)
+		}
+		c = tc
+	}
 	a := &h2Attacker{t: t, c: c, fr: http2.NewFramer(c, c),
 		settings: map[http2.SettingID]uint32{}, resets: map[uint32]http2.ErrCode{},
 		statuses: map[uint32]string{}, closed: make(chan struct{})}
@@ -147,14 +156,84 @@ func isTimeout(err error) bool {
 
 // headerBlock encodes a request for path, with extra fields.
 func (a *h2Attacker) headerBlock(path string, extra ...hpack.HeaderField) []byte {
-	a.hbuf.Reset()
-	for _, f := range append([]hpack.HeaderField{
+	return a.block(append([]hpack.HeaderField{
 		{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "https"},
 		{Name: ":authority", Value: "localhost"}, {Name: ":path", Value: path},
-	}, extra...) {
+	}, extra...)...)
+}
+
+// block encodes a header block of fields, in order.
+func (a *h2Attacker) block(fields ...hpack.HeaderField) []byte {
+	a.hbuf.Reset()
+	for _, f := range fields {
 		a.enc.WriteField(f)
 	}
 	return bytes.Clone(a.hbuf.Bytes())
+}
+
+// h2Answer is what the server sent on one stream: the status and fields
+// of its answer, its body and its trailer fields, or the code of the
+// reset that ended it.
+type h2Answer struct {
+	status   string
+	fields   []hpack.HeaderField
+	body     []byte
+	trailers []hpack.HeaderField
+	reset    *http2.ErrCode
+}
+
+// outcome is the answer's status, or the code of the reset.
+func (ans h2Answer) outcome() string {
+	if ans.reset != nil {
+		return "reset " + ans.reset.String()
+	}
+	return ans.status
+}
+
+// await reads what the server sends until stream id ends, giving the
+// window the stream's data took back; it fails t if the connection ends
+// first. It is for a connection whose frames are not read by read.
+func (a *h2Attacker) await(id uint32) h2Answer {
+	a.t.Helper()
+	a.c.SetReadDeadline(time.Now().Add(waitBound))
+	defer a.c.SetReadDeadline(time.Time{})
+	var ans h2Answer
+	for {
+		f, err := a.fr.ReadFrame()
+		if err != nil {
+			a.t.Fatalf("stream %d: %v", id, err)
+		}
+		if ga, ok := f.(*http2.GoAwayFrame); ok {
+			a.t.Fatalf("stream %d: GOAWAY %v", id, ga.ErrCode)
+		}
+		if f.Header().StreamID != id {
+			continue
+		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			switch status := f.PseudoValue("status"); {
+			case status == "":
+				ans.trailers = f.RegularFields()
+			case status[0] != '1': // not an interim answer
+				ans.status, ans.fields = status, f.RegularFields()
+			}
+		case *http2.DataFrame:
+			ans.body = append(ans.body, f.Data()...)
+			if n := f.Length; n > 0 {
+				a.fr.WriteWindowUpdate(0, n)
+				if !f.StreamEnded() {
+					a.fr.WriteWindowUpdate(id, n)
+				}
+			}
+		case *http2.RSTStreamFrame:
+			code := f.ErrCode
+			ans.reset = &code
+			return ans
+		}
+		if f.Header().Flags.Has(http2.FlagDataEndStream) {
+			return ans
+		}
+	}
 }
 
 // goroutineSlack is how many more goroutines than before an attack the

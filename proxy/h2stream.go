@@ -507,6 +507,38 @@ func (st *h2Stream) encodeField(name, value []byte, weak bool) {
 	st.h.henc.WriteField(hpack.HeaderField{Name: bstring(n), Value: bstring(v)})
 }
 
+// sendTrailers ends the stream after a chunked answer: with its trailer
+// section's fields in a HEADERS frame with END_STREAM (RFC 9113 section
+// 8.1), those that may be trailer fields (httpwire.VisitTrailerFields),
+// or with an empty DATA frame when none is left.
+func (st *h2Stream) sendTrailers(res *httpwire.Response, section []byte) error {
+	h := st.h
+	if len(section) <= len(crlf) {
+		return st.send(nil, true) // the empty line alone
+	}
+	if st.gone() {
+		return errClientClosed
+	}
+	err := h.write(func() error {
+		httpwire.VisitTrailerFields(section, res, func(name, value []byte) {
+			st.encodeField(name, value, false)
+		})
+		if h.hbuf.Len() == 0 {
+			if err := h.fr.WriteData(st.id, true, nil); err != nil {
+				return err
+			}
+		} else if err := h.writeBlock(st.id, true); err != nil {
+			return err
+		}
+		st.markEnded()
+		return nil
+	})
+	if err != nil {
+		return errClientClosed
+	}
+	return nil
+}
+
 // writeError answers with wharf's JSON error body.
 func (st *h2Stream) writeError(status int, msg, service string) {
 	c := &st.ex
@@ -537,7 +569,8 @@ func (st *h2Stream) writeBody(b []byte) (int, error) {
 
 // relayH2 is relay for a stream: the answer in res (its first bytes in
 // rbuf) goes to the client as HEADERS and DATA, its body decoded from the
-// peer's framing. It reports the outcome as relay does; the stream, not
+// peer's framing, and a chunked body's trailer fields in HEADERS after
+// it (sendTrailers). It reports the outcome as relay does; the stream, not
 // a connection, is what ends.
 func (f *forwarding) relayH2(up *upConn, pool *upstreamPool, res *httpwire.Response, rbuf *[]byte) (bool, outcome) {
 	c := f.c
@@ -602,22 +635,40 @@ func (f *forwarding) relayH2(up *upConn, pool *upstreamPool, res *httpwire.Respo
 			return false, clientGone
 		}
 		var ch httpwire.Chunked
+		// The trailer section, passed on as a trailing HEADERS frame: a
+		// view of the bytes read when they hold all of it, else gathered
+		// in held as it arrives.
+		var held *[]byte
+		heldLen := 0
+		defer func() { putBuf(held) }()
 		pending := body
 		for {
 			for len(pending) > 0 {
+				before := ch.TrailerLen()
 				n, data, done, err := ch.Decode(pending)
 				if err != nil {
 					pool.discard(up)
 					return false, brokenAnswer
 				}
+				// Bytes of the section come last in what Decode used.
+				section := pending[n-(ch.TrailerLen()-before) : n]
 				pending = pending[n:]
-				if len(data) > 0 || done {
-					if st.send(data, done) != nil {
+				if len(section) > 0 && (held != nil || !done) {
+					if held == nil {
+						held = getBuf() // the section's limit is smaller
+					}
+					heldLen += copy((*held)[heldLen:], section)
+					section = (*held)[:heldLen]
+				}
+				if len(data) > 0 && st.send(data, false) != nil {
+					pool.discard(up)
+					return false, clientGone
+				}
+				if done {
+					if st.sendTrailers(res, section) != nil {
 						pool.discard(up)
 						return false, clientGone
 					}
-				}
-				if done {
 					pool.put(up, reuse && len(pending) == 0, f.start)
 					return false, answered
 				}

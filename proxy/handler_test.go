@@ -242,6 +242,7 @@ func TestLargeBodyStreamedNotRetried(t *testing.T) {
 }
 
 func TestForwardedHeadersAndHopByHop(t *testing.T) {
+	// The client sends Connection and Proxy-Connection, which HTTP/2 forbids.
 	forEachH1Engine(t, func(t *testing.T, e engine) {
 		var seen http.Header
 		var host string

@@ -42,14 +42,25 @@ func newFastProxy(t testing.TB, cfg Config, backends ...lb.Backend) (string, *lb
 }
 
 // h1Engines are the engines that speak HTTP/1.1 to the client, for the
-// tests that write HTTP/1.1 on the wire, upgrade to WebSocket, send what
-// HTTP/2 forbids (connection-specific fields) or need trailers on an
-// answer. HTTP/2's own rules have tests of their own (h2spec, h2attack).
+// tests that write HTTP/1.1 on the wire, upgrade to WebSocket or send
+// what HTTP/2 forbids (connection-specific fields). HTTP/2's own rules
+// have tests of their own (h2spec, h2attack).
 var h1Engines = engines[:3]
 
 // forEachH1Engine is forEachEngine over h1Engines.
 func forEachH1Engine(t *testing.T, f func(t *testing.T, e engine)) {
 	for _, e := range h1Engines {
+		t.Run(e.name, func(t *testing.T) { f(t, e) })
+	}
+}
+
+// h2Engines are the engines that speak HTTP/2 to the client, for the
+// HTTP/2 variants of tests that write on the wire.
+var h2Engines = engines[3:]
+
+// forEachH2Engine is forEachEngine over h2Engines.
+func forEachH2Engine(t *testing.T, f func(t *testing.T, e engine)) {
+	for _, e := range h2Engines {
 		t.Run(e.name, func(t *testing.T) { f(t, e) })
 	}
 }
@@ -78,6 +89,7 @@ func TestWebSocket(t *testing.T) {
 			}
 		}
 	})
+	// WebSocket is an HTTP/1.1 upgrade: wharf offers no extended CONNECT over HTTP/2.
 	forEachH1Engine(t, func(t *testing.T, e engine) {
 		url, bal := e.start(t, Config{}, echo.backend(1))
 		c, res, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http")+"/ws", nil)
@@ -131,6 +143,7 @@ func TestWebSocketPeerCloses(t *testing.T) {
 		c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"))
 		c.Close()
 	})
+	// WebSocket is an HTTP/1.1 upgrade: wharf offers no extended CONNECT over HTTP/2.
 	forEachH1Engine(t, func(t *testing.T, e engine) {
 		url, _ := e.start(t, Config{}, closer.backend(1))
 		c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http")+"/ws", nil)
@@ -159,7 +172,7 @@ func TestChunkedBothWaysAnswerTrailers(t *testing.T) {
 		w.(http.Flusher).Flush()
 		w.Header().Set("X-Checksum", "abc123")
 	})
-	forEachH1Engine(t, func(t *testing.T, e engine) {
+	forEachEngine(t, func(t *testing.T, e engine) {
 		url, _ := e.start(t, Config{}, peer.backend(1))
 		pr, pw := io.Pipe()
 		go func() {
@@ -279,6 +292,7 @@ func watchHeap(peak *atomic.Uint64, stop chan struct{}) {
 func TestMalformedRequestsGet4xx(t *testing.T) {
 	var hits atomic.Int64
 	peer := newBackend(t, "peer", func(w http.ResponseWriter, r *http.Request) { hits.Add(1) })
+	// Malformed HTTP/1.1 on the wire; HTTP/2's malformed requests are TestH2spec's.
 	forEachH1Engine(t, func(t *testing.T, e engine) {
 		url, _ := e.start(t, Config{}, peer.backend(1))
 		// tolerated marks what net/http accepts in a form that cannot be

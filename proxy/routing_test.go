@@ -7,8 +7,11 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/net/http2"
 
 	"github.com/wharflb/wharf/lb"
 )
@@ -142,6 +145,23 @@ func TestRoutingNormalizesPath(t *testing.T) {
 			c.Close()
 			if res.StatusCode != tt.status || tt.status == 200 && string(b) != tt.want {
 				t.Errorf("%s: %d %q, want %d %q", tt.target, res.StatusCode, b, tt.status, tt.want)
+			}
+		}
+	})
+	// The same paths as :path, sent as they are (Go's client would clean
+	// some), each on a stream of one connection.
+	forEachH2Engine(t, func(t *testing.T, e engine) {
+		url, _ := e.start(t, Config{}, backends...)
+		a := dialH2(t, url, 0)
+		for i, tt := range tests {
+			id := uint32(2*i + 1)
+			if err := a.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: a.headerBlock(tt.target),
+				EndStream: true, EndHeaders: true}); err != nil {
+				t.Fatal(err)
+			}
+			ans := a.await(id)
+			if ans.status != strconv.Itoa(tt.status) || tt.status == 200 && string(ans.body) != tt.want {
+				t.Errorf("%s: %s %q, want %d %q", tt.target, ans.outcome(), ans.body, tt.status, tt.want)
 			}
 		}
 	})

@@ -1,5 +1,7 @@
 package httpwire
 
+import "bytes"
+
 // Limits of net/http's chunked reader (net/http/internal/chunked.go and
 // transfer.go), with its default 4096-byte bufio.Reader.
 const (
@@ -269,4 +271,61 @@ func unhex(c byte) byte {
 		return c - 'A' + 10
 	}
 	return c - 'a' + 10
+}
+
+// VisitTrailerFields calls emit with each field of a trailer section that
+// may be passed on with the answer r, in the order received: section is
+// the section as [Chunked] followed it (its last TrailerLen bytes, the
+// empty line included). Fields that must not travel in a trailer are
+// left out: the hop-by-hop ones (see [Header.Hop], names listed in r's
+// Connection fields included) and those of framing and routing,
+// Content-Length and Host. Name and value alias section; the value is
+// trimmed of OWS. A line that is not a field, which Chunked does not let
+// through, is skipped.
+func VisitTrailerFields(section []byte, r *Response, emit func(name, value []byte)) {
+	for len(section) > 0 {
+		line := section
+		if i := bytes.IndexByte(section, '\n'); i >= 0 {
+			line, section = section[:i], section[i+1:]
+		} else {
+			section = nil
+		}
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		if len(line) == 0 {
+			return // the empty line ends the section
+		}
+		i := bytes.IndexByte(line, ':')
+		if i <= 0 || !isToken(line[:i]) {
+			continue
+		}
+		name := line[:i]
+		switch k := lookupKind(name); {
+		case hopKind(k), k == kContentLength, k == kHost, listedInConnection(r, name):
+			continue
+		}
+		emit(name, trimOWS(line[i+1:]))
+	}
+}
+
+// listedInConnection reports whether a Connection field of r lists name,
+// which makes a field of that name hop-by-hop.
+func listedInConnection(r *Response, name []byte) bool {
+	if r.Connection&ConnOther == 0 {
+		return false
+	}
+	for i := range r.Headers {
+		if r.Headers[i].kind != kConnection {
+			continue
+		}
+		for v := r.Headers[i].Value; len(v) > 0; {
+			var e []byte
+			e, v = nextElement(v)
+			if equalFold(e, name) {
+				return true
+			}
+		}
+	}
+	return false
 }

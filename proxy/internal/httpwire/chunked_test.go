@@ -147,3 +147,61 @@ func TestChunkedReset(t *testing.T) {
 		t.Errorf("Decode(nil) = %d %q %v %v", n, data, done, err)
 	}
 }
+
+func TestVisitTrailerFields(t *testing.T) {
+	tests := []struct {
+		name, head, body string
+		want             []string // name=value
+	}{
+		{"fields, OWS trimmed", "", "0\r\nX-Sum: 1\r\nY:\r\nZ: \t a b \t\r\n\r\n", []string{"X-Sum=1", "Y=", "Z=a b"}},
+		{"no fields", "", "0\r\n\r\n", nil},
+		{"hop-by-hop, framing and routing dropped", "",
+			"0\r\nConnection: x\r\nKeep-Alive: 1\r\nTE: trailers\r\nTrailer: X\r\nTransfer-Encoding: chunked\r\n" +
+				"Upgrade: h2c\r\nProxy-Connection: x\r\nProxy-Authenticate: x\r\nProxy-Authorization: x\r\n" +
+				"content-length: 3\r\nHOST: x\r\nX-Ok: 1\r\n\r\n", []string{"X-Ok=1"}},
+		{"names the head's Connection lists dropped", "Connection: x-secret, close\r\n",
+			"0\r\nX-Secret: 1\r\nx-secret: 2\r\nX-Ok: 1\r\n\r\n", []string{"X-Ok=1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			head := "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n" + tt.head + "\r\n"
+			var p Parser
+			var r Response
+			if err := p.ParseResponse(&r, []byte(head), false); err != nil {
+				t.Fatal(err)
+			}
+			// The section as Chunked followed it.
+			var c Chunked
+			body := []byte(tt.body)
+			n, done, err := c.Scan(body)
+			if !done || err != nil || n != len(body) {
+				t.Fatalf("Scan: %d %v %v", n, done, err)
+			}
+			section := body[n-c.TrailerLen() : n]
+			var got []string
+			VisitTrailerFields(section, &r, func(name, value []byte) {
+				got = append(got, string(name)+"="+string(value))
+			})
+			if strings.Join(got, ", ") != strings.Join(tt.want, ", ") {
+				t.Errorf("fields %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestVisitTrailerFieldsAllocatesNothing(t *testing.T) {
+	var p Parser
+	var r Response
+	if err := p.ParseResponse(&r, []byte("HTTP/1.1 200 OK\r\nConnection: x-a\r\nTransfer-Encoding: chunked\r\n\r\n"), false); err != nil {
+		t.Fatal(err)
+	}
+	section := []byte("X-Sum: 1\r\nX-A: 2\r\nHost: x\r\n\r\n")
+	var count int
+	emit := func(name, value []byte) { count++ }
+	if n := testing.AllocsPerRun(100, func() { VisitTrailerFields(section, &r, emit) }); n != 0 {
+		t.Errorf("%v allocations per section", n)
+	}
+	if count != 101 { // AllocsPerRun runs it once more to warm up
+		t.Errorf("%d fields in 101 runs, want one each", count)
+	}
+}
