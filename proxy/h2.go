@@ -54,7 +54,7 @@ type h2Conn struct {
 	// Writing: frames are written under wmu into bw; waiting counts the
 	// writers that want wmu, and the one that leaves it at zero flushes.
 	wmu     sync.Mutex
-	bw      *bufio.Writer
+	bw      *bufio.Writer // taken from h2WriteBufs for a write, nil between them
 	henc    *hpack.Encoder
 	hbuf    bytes.Buffer
 	wdl     time.Time // the write deadline set on nc
@@ -101,8 +101,7 @@ func (c *fastConn) serveH2(pre []byte) {
 		r = io.MultiReader(bytes.NewReader(pre), h.nc)
 	}
 	h.br = bufio.NewReaderSize(r, 4<<10)
-	h.bw = bufio.NewWriterSize(h2Writer{h}, 16<<10)
-	h.fr = http2.NewFramer(h.bw, h.br)
+	h.fr = http2.NewFramer(h2Buffered{h}, h.br)
 	h.fr.SetMaxReadFrameSize(h2MaxFrameSize)
 	// Each frame is done with before the next is read (DATA is copied
 	// into its stream's buffer), so the Framer may reuse them.
@@ -126,6 +125,25 @@ func (c *fastConn) serveH2(pre []byte) {
 	h.shutdown()
 	c.h2.Store(nil)
 	c.close()
+}
+
+// h2WriteBufs hold the write buffers of HTTP/2 connections: a connection
+// takes one for the frames written until the next flush, and gives it
+// back after, so that a connection between writes, an idle one above all,
+// holds none.
+var h2WriteBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }}
+
+// h2Buffered is what the Framer writes to: the buffer the connection
+// holds for the write in progress (see write).
+type h2Buffered struct{ h *h2Conn }
+
+func (b h2Buffered) Write(p []byte) (int, error) {
+	h := b.h
+	if h.bw == nil {
+		h.bw = h2WriteBufs.Get().(*bufio.Writer)
+		h.bw.Reset(h2Writer{h})
+	}
+	return h.bw.Write(p)
 }
 
 // h2Writer is the connection's socket as bw writes it: within
@@ -604,8 +622,13 @@ func (h *h2Conn) write(w func() error) error {
 		return h.werr
 	}
 	err := w()
-	if err == nil && last {
+	if err == nil && last && h.bw != nil {
 		err = h.bw.Flush()
+		if err == nil {
+			h.bw.Reset(nil)
+			h2WriteBufs.Put(h.bw)
+			h.bw = nil
+		}
 	}
 	if err != nil {
 		h.werr = err
