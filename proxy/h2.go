@@ -638,9 +638,9 @@ func (h *h2Conn) write(w func() error) error {
 	return err
 }
 
-// writeHeaders encodes fields (the header block in h.hbuf, which the
-// caller filled under wmu) as HEADERS and CONTINUATION frames of at most
-// the client's frame size; wmu is held.
+// writeBlock writes the header block in h.hbuf (which the caller filled
+// under wmu) as HEADERS and CONTINUATION frames of at most the client's
+// frame size, END_STREAM set when end is; wmu is held.
 func (h *h2Conn) writeBlock(id uint32, end bool) error {
 	block := h.hbuf.Bytes()
 	h.mu.Lock()
