@@ -653,13 +653,19 @@ func (f *forwarding) readHead(up *upConn) (*httpwire.Response, *[]byte, error) {
 			if err == nil {
 				res := &up.resp
 				if res.Informational() {
-					if res.Status != 100 && c.h2s == nil {
-						// Written from its own buffer: c.out holds the
-						// request, which a retry would need.
-						ib := getBuf()
-						b := httpwire.AppendResponse((*ib)[:0], res, nil)
-						_, err := c.write(b)
-						putBuf(ib)
+					if res.Status != 100 {
+						var err error
+						if c.h2s != nil {
+							// A HEADERS frame of its own, before the
+							// final answer's.
+							err = c.h2s.answer(res, &httpwire.ResponseOptions{}, -1, nil, false)
+						} else {
+							// Written from its own buffer: c.out holds
+							// the request, which a retry would need.
+							ib := getBuf()
+							_, err = c.write(httpwire.AppendResponse((*ib)[:0], res, nil))
+							putBuf(ib)
+						}
 						f.sentInterim = true
 						if err != nil {
 							putBuf(rbuf)

@@ -2,8 +2,11 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"testing"
 
 	"golang.org/x/net/http2"
@@ -156,4 +159,36 @@ func TestH2AllocationsPerRequest(t *testing.T) {
 	if max := 15.0; n > max {
 		t.Fatalf("%v allocations per request over HTTP/2, want at most %v", n, max)
 	}
+}
+
+// TestH2EarlyHints: a peer's 103 Early Hints reaches an HTTP/2 client as
+// a HEADERS frame of its own, fields included, before the final answer.
+func TestH2EarlyHints(t *testing.T) {
+	be := newBackend(t, "peer", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload; as=style")
+		w.WriteHeader(103)
+		w.Header().Del("Link")
+		io.WriteString(w, "final")
+	})
+	forEachH2Engine(t, func(t *testing.T, e engine) {
+		url, _ := e.start(t, Config{}, be.backend(1))
+		var hints []string
+		trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			hints = append(hints, fmt.Sprintf("%d %s", code, h.Get("Link")))
+			return nil
+		}}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", url+"/", nil)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || string(body) != "final" || res.ProtoMajor != 2 {
+			t.Fatalf("%s %d %q", res.Proto, res.StatusCode, body)
+		}
+		if want := "103 </style.css>; rel=preload; as=style"; fmt.Sprint(hints) != "["+want+"]" {
+			t.Fatalf("interim answers %q, want [%q]", hints, want)
+		}
+	})
 }
