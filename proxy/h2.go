@@ -78,12 +78,6 @@ type h2Conn struct {
 	unacked   int    // SETTINGS wharf sent and the client has not acknowledged
 }
 
-var h2Conns = sync.Pool{New: func() any { return new(h2Conn) }}
-
-// errH2StreamGone: the stream was reset, or the connection is lost; what
-// was to be written to it is dropped.
-var errH2StreamGone = errors.New("proxy: HTTP/2 stream closed")
-
 // serveH2 serves the connection as HTTP/2. pre holds bytes already read
 // from it (a plain connection's preface, read as a request head might
 // have been); over TLS it is empty.

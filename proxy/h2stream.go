@@ -189,9 +189,6 @@ func (st *h2Stream) request(f *http2.MetaHeadersFrame) (int, error) {
 	if st.bodyEnd && st.declared > 0 {
 		return 0, malformed // a length with no body to have it
 	}
-	h.mu.Lock()
-	h.streams[st.id].declared = st.declared
-	h.mu.Unlock()
 	if size > fastBigSize {
 		return 431, nil
 	}
