@@ -802,20 +802,9 @@ func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Respons
 			pool.discard(up)
 			return false, clientGone
 		}
-		for left := n - first; left > 0; {
-			up.armRead(c.s.cfg.Timeouts.UpstreamRead)
-			k, err := up.sock.Read((*rbuf)[:min(int64(len(*rbuf)), left)])
-			if k > 0 {
-				if _, werr := c.write((*rbuf)[:k]); werr != nil {
-					pool.discard(up)
-					return false, clientGone
-				}
-				left -= int64(k)
-			}
-			if err != nil && left > 0 {
-				pool.discard(up)
-				return false, brokenAnswer
-			}
+		if out := f.relayRest(up, rbuf, n-first); out != answered {
+			pool.discard(up)
+			return false, out
 		}
 	case unchunk:
 		return false, f.relayUnchunked(up, pool, out, body, rbuf)
@@ -868,6 +857,33 @@ func (f *forwarding) relay(up *upConn, pool *upstreamPool, res *httpwire.Respons
 	}
 	pool.put(up, reuse, f.start)
 	return keepClient, answered
+}
+
+// relayRest passes the last left bytes of an answer of known length from
+// up to the client as they come; to an HTTP/2 stream, the last of them
+// end it.
+func (f *forwarding) relayRest(up *upConn, rbuf *[]byte, left int64) outcome {
+	c := f.c
+	for left > 0 {
+		up.armRead(c.s.cfg.Timeouts.UpstreamRead)
+		k, err := up.sock.Read((*rbuf)[:min(int64(len(*rbuf)), left)])
+		if k > 0 {
+			left -= int64(k)
+			var werr error
+			if c.h2s != nil {
+				werr = c.h2s.send((*rbuf)[:k], left == 0)
+			} else {
+				_, werr = c.write((*rbuf)[:k])
+			}
+			if werr != nil {
+				return clientGone
+			}
+		}
+		if err != nil && left > 0 {
+			return brokenAnswer
+		}
+	}
+	return answered
 }
 
 // relayCompressed passes the answer to the client gzip-coded (relayGzip):

@@ -611,20 +611,9 @@ func (f *forwarding) relayH2(up *upConn, pool *upstreamPool, res *httpwire.Respo
 			pool.discard(up)
 			return false, clientGone
 		}
-		for left := n - first; left > 0; {
-			up.armRead(c.s.cfg.Timeouts.UpstreamRead)
-			k, err := up.sock.Read((*rbuf)[:min(int64(len(*rbuf)), left)])
-			if k > 0 {
-				left -= int64(k)
-				if st.send((*rbuf)[:k], left == 0) != nil {
-					pool.discard(up)
-					return false, clientGone
-				}
-			}
-			if err != nil && left > 0 {
-				pool.discard(up)
-				return false, brokenAnswer
-			}
+		if out := f.relayRest(up, rbuf, n-first); out != answered {
+			pool.discard(up)
+			return false, out
 		}
 	case httpwire.ByChunks:
 		if st.answer(res, &opts, -1, nil, false) != nil {
