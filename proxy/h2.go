@@ -76,6 +76,12 @@ type h2Conn struct {
 	lost      bool   // the connection is closing: every wait ends
 	sawFirst  bool   // the client's first SETTINGS arrived
 	unacked   int    // SETTINGS wharf sent and the client has not acknowledged
+
+	// Waits on cond for body data or window (see waitLocked): how many
+	// wait, and the timer that wakes them to check their deadlines.
+	waiters   int
+	tick      *time.Timer
+	tickEvery time.Duration
 }
 
 // serveH2 serves the connection as HTTP/2. pre holds bytes already read
@@ -111,6 +117,8 @@ func (c *fastConn) serveH2(pre []byte) {
 	h.streams = map[uint32]*h2Stream{}
 	h.sendWin, h.initWin, h.maxFrame = h2InitialWindow, h2InitialWindow, 16<<10
 	h.recvWin = h2ConnWindow
+	t := h.s.cfg.Timeouts
+	h.tickEvery = min(deadlineSlack, t.RequestBody/4, t.ClientSend/4)
 	h.serve()
 	// Reading has ended: the streams still running cannot be answered
 	// (see shutdown), and writes in progress must not wait for a client
@@ -580,6 +588,9 @@ func (h *h2Conn) shutdown() {
 	h.mu.Lock()
 	h.lost = true
 	h.cond.Broadcast()
+	if h.tick != nil {
+		h.tick.Stop()
+	}
 	for len(h.streams) > 0 {
 		for _, st := range h.streams {
 			st.endLocked()

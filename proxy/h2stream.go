@@ -56,8 +56,9 @@ func getH2Stream() *h2Stream {
 }
 
 func putH2Stream(st *h2Stream) {
-	names := st.names[:0]
-	*st = h2Stream{names: names}
+	// The scratch slices keep their storage for the next stream.
+	names, bufs := st.names[:0], st.in.bufs[:0]
+	*st = h2Stream{names: names, in: h2Body{bufs: bufs}}
 	h2Streams.Put(st)
 }
 
@@ -303,21 +304,37 @@ func (st *h2Stream) run(status int) {
 	h.mu.Unlock()
 }
 
-// waitLocked waits on h.cond until it is signalled or until deadline;
-// h.mu is held. It reports false once deadline has passed.
+// waitLocked waits on h.cond until it is signalled, and reports false,
+// without waiting, once deadline has passed; h.mu is held. Callers wait
+// in a loop. Deadlines are checked when the connection's tick signals
+// the waiters, every h2Tick while any waits: a wait may run over its
+// deadline by up to that, as the client limits of HTTP/1.1 do (see
+// setLazyDeadline), and waiting allocates nothing.
 func (h *h2Conn) waitLocked(deadline time.Time) bool {
-	d := time.Until(deadline)
-	if d <= 0 {
+	if !time.Now().Before(deadline) {
 		return false
 	}
-	t := time.AfterFunc(d, func() {
-		h.mu.Lock()
-		h.cond.Broadcast()
-		h.mu.Unlock()
-	})
+	if h.waiters++; h.waiters == 1 {
+		if h.tick == nil {
+			h.tick = time.AfterFunc(h.tickEvery, h.onTick)
+		} else {
+			h.tick.Reset(h.tickEvery)
+		}
+	}
 	h.cond.Wait()
-	t.Stop()
+	h.waiters--
 	return true
+}
+
+// onTick wakes the waiters to check their deadlines, and comes again
+// while any waits.
+func (h *h2Conn) onTick() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.cond.Broadcast()
+	if h.waiters > 0 && !h.lost {
+		h.tick.Reset(h.tickEvery)
+	}
 }
 
 // fill is fillBody for a stream: it moves received body bytes into
