@@ -74,8 +74,10 @@ type h2Conn struct {
 	refused   int    // streams refused for being over h2MaxStreams
 	goingAway bool   // a GOAWAY was sent: no new streams
 	lost      bool   // the connection is closing: every wait ends
-	sawFirst  bool   // the client's first SETTINGS arrived
-	unacked   int    // SETTINGS wharf sent and the client has not acknowledged
+
+	// The reading goroutine's own.
+	sawFirst bool // the client's first SETTINGS arrived
+	unacked  int  // SETTINGS wharf sent and the client has not acknowledged
 
 	// Waits on cond for body data or window (see waitLocked): how many
 	// wait, and the timer that wakes them to check their deadlines.
@@ -164,8 +166,8 @@ func (h *h2Conn) serve() {
 	if _, err := io.ReadFull(h.br, pre[:]); err != nil || string(pre[:]) != h2Preface {
 		return
 	}
+	h.unacked++
 	h.write(func() error {
-		h.unacked++
 		if err := h.fr.WriteSettings(
 			http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: h2MaxStreams},
 			http2.Setting{ID: http2.SettingInitialWindowSize, Val: h2StreamWindow},
@@ -263,8 +265,6 @@ func (h *h2Conn) handle(f http2.Frame) error {
 
 func (h *h2Conn) onSettings(f *http2.SettingsFrame) error {
 	if f.IsAck() {
-		h.mu.Lock()
-		defer h.mu.Unlock()
 		if h.unacked--; h.unacked < 0 {
 			return http2.ConnectionError(http2.ErrCodeProtocol)
 		}
