@@ -7,7 +7,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"slices"
 	"strconv"
@@ -33,7 +32,7 @@ const LatencyCyclesEnv = "WHARF_LATENCY_CYCLES"
 const latencyLanes = 2
 
 // TestDiscoveryLatency measures discovery's two latencies on the real
-// engine, through a Watcher, a Balancer and the proxy handler wired as
+// engine, through a Watcher, a Balancer and the proxy's data path wired as
 // wharf wires them, under continuous load from 127.0.0.1 (two clients per
 // lane, each sending a request every millisecond):
 //
@@ -185,11 +184,10 @@ func runLane(t *testing.T, cli *client.Client, img string, n int) []cycleResult 
 		defer close(done)
 		w.Run(ctx)
 	}()
-	srv := httptest.NewServer(proxy.NewHandler(bal, proxy.Config{Log: zerolog.Nop()}))
+	url := serveProxy(t, bal)
 	defer func() {
 		cancel()
 		<-done
-		srv.Close()
 		if t.Failed() {
 			t.Logf("watcher log:\n%s", logs.String())
 		}
@@ -205,7 +203,7 @@ func runLane(t *testing.T, cli *client.Client, img string, n int) []cycleResult 
 		load.Add(1)
 		go func() {
 			defer load.Done()
-			sendLoad(loadCtx, srv.URL, arr)
+			sendLoad(loadCtx, url, arr)
 		}()
 	}
 	defer func() {
@@ -219,6 +217,20 @@ func runLane(t *testing.T, cli *client.Client, img string, n int) []cycleResult 
 		rs = append(rs, runCycle(t, cli, img, net, evs, rec, arr))
 	}
 	return rs
+}
+
+// serveProxy serves the data path for bal on 127.0.0.1, until the test
+// ends, and returns its URL.
+func serveProxy(t *testing.T, bal *lb.Balancer) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := proxy.NewFastServer(bal, proxy.Config{Log: zerolog.Nop()}, nil)
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
 }
 
 // sendLoad sends a GET through wharf every millisecond until ctx is done,
