@@ -1,24 +1,9 @@
 package proxy
 
-import (
-	"encoding/json"
-	"net/http"
-)
-
 // errorBody is wharf's own error answer: {"error": "...", "service": "..."}.
 type errorBody struct {
 	Error   string `json:"error"`
 	Service string `json:"service,omitempty"`
-}
-
-// writeError answers with status and a JSON body naming the service.
-func writeError(w http.ResponseWriter, status int, msg, service string) {
-	b, _ := json.Marshal(errorBody{Error: msg, Service: service})
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
 }
 
 // Messages of wharf's own answers.

@@ -23,11 +23,11 @@ import (
 // steady state, and an idle client connection holds no buffer: it waits for
 // readability without one.
 //
-// It implements the same contract as Handler (routing, retries, passive
-// health, forwarded headers, error answers), which remains the reference
-// it is tested against, and compresses answers by Config.Gzip. It serves
-// HTTP/1.x in TLS too (EnableTLS), and HTTP/2 over TLS and as h2c with
-// prior knowledge (h2.go), through the same request flow.
+// It routes, retries with nginx's rules, keeps passive health, writes the
+// forwarded fields and wharf's error answers, and compresses answers by
+// Config.Gzip. It serves HTTP/1.x in TLS too (EnableTLS), and HTTP/2 over
+// TLS and as h2c with prior knowledge (h2.go), through the same request
+// flow.
 type FastServer struct {
 	router Router
 	cfg    Config // with cfg.Timeouts resolved (withDefaults)
@@ -75,7 +75,7 @@ const (
 	headBufSize  = 2 << 10 // a streamed body's upstream head (see shrinkHead)
 	fastBufSize  = 16 << 10
 	fastBigSize  = httpwire.DefaultMaxHeadBytes + 4<<10
-	maxIdlePeers = maxIdlePerPeer
+	maxIdlePeers = 1024 // idle connections kept to one peer
 )
 
 var (

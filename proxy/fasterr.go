@@ -7,7 +7,7 @@ import (
 )
 
 // appendErrorResponse appends a complete HTTP/1.1 answer with wharf's JSON
-// error body, the same as writeError produces through net/http.
+// error body (errorBody), with no-store caching.
 func appendErrorResponse(dst []byte, status int, msg, service string, closeConn bool) []byte {
 	body, _ := json.Marshal(errorBody{Error: msg, Service: service})
 	body = append(body, '\n')

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"syscall"
 	"time"
 	"unsafe"
@@ -138,6 +139,17 @@ func (f *forwarding) run() (int, bool) {
 }
 
 func (f *forwarding) budgetLeft() bool { return f.c.s.cfg.budgetLeft(len(f.tried), f.deadline) }
+
+// hasUntried reports whether any peer of pool was not tried yet.
+func hasUntried(pool *lb.Pool, tried []*lb.Peer) bool {
+	now := pool.Now()
+	for _, p := range pool.Peers() {
+		if p.Available(now) && !slices.Contains(tried, p) {
+			return true
+		}
+	}
+	return false
+}
 
 // prepare builds the upstream request head and, when the body is small
 // enough, reads all of it so that it can be replayed; it consumes the head

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/klauspost/compress/gzhttp"
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/wharflb/wharf/proxy/internal/httpwire"
@@ -127,29 +126,4 @@ func (g *gzipRules) matchType(mt []byte) bool {
 		}
 	}
 	return false
-}
-
-// Gzip wraps h so that answers are compressed by the rules of g, as far as
-// gzhttp's rules go: this is how the reference engine compresses, for the
-// tests that hold the data path's compression against it. Its rules
-// differ from the data path's in details:
-// every answer that passes the wrapper carries Vary, and ETags are kept.
-func Gzip(h http.Handler, g GzipConfig) (http.Handler, error) {
-	if err := g.Validate(); err != nil {
-		return nil, err
-	}
-	rules := newGzipRules(g)
-	if rules == nil {
-		return h, nil
-	}
-	match := func(ct string) bool {
-		mt, _, _ := strings.Cut(ct, ";")
-		return rules.matchType([]byte(strings.TrimSpace(mt)))
-	}
-	wrap, err := gzhttp.NewWrapper(gzhttp.ContentTypeFilter(match), gzhttp.MinSize(GzipMinLength),
-		gzhttp.CompressionLevel(rules.level), gzhttp.EnableZstd(false))
-	if err != nil {
-		return nil, fmt.Errorf("gzip: %w", err)
-	}
-	return wrap(h), nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wharflb/wharf/internal/testutil"
 	"github.com/wharflb/wharf/lb"
+	"github.com/wharflb/wharf/proxy/internal/reference"
 )
 
 // backend is a real HTTP server that names itself in every answer.
@@ -41,15 +42,42 @@ func refused(t *testing.T, name string) lb.Backend {
 	return lb.Backend{ID: name, Name: name, Network: "tcp", Addr: addr, Weight: 1, MaxFails: 1, FailTimeout: 10 * time.Second}
 }
 
+// newProxy serves the reference engine (proxy/internal/reference) for
+// backends with cfg, and returns its server and balancer.
 func newProxy(t testing.TB, cfg Config, backends ...lb.Backend) (*httptest.Server, *lb.Balancer) {
 	t.Helper()
-	bal := lb.New(lb.OnRemove(ClosePeer))
+	bal := lb.New(lb.OnRemove(reference.ClosePeer))
 	bal.Update("test", backends)
 	srv := httptest.NewUnstartedServer(nil)
-	srv.Config = NewServer(NewHandler(bal, cfg))
+	srv.Config = reference.NewServer(reference.New(bal, referenceConfig(cfg)))
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv, bal
+}
+
+// referenceConfig is cfg for the reference engine: what it has of cfg,
+// the data path's defaults resolved, and the data path's dialer, so that
+// both engines reach peers with the same socket options.
+func referenceConfig(cfg Config) reference.Config {
+	cfg.Timeouts = cfg.Timeouts.withDefaults()
+	t := cfg.Timeouts
+	return reference.Config{
+		NextUpstreamTries:     cfg.NextUpstreamTries,
+		NextUpstreamTimeout:   cfg.NextUpstreamTimeout,
+		RetryOnStatus:         cfg.RetryOnStatus,
+		RetryBodyLimit:        cfg.retryBodyLimit(),
+		RetryBufferBudget:     cfg.retryBufferBudget(),
+		Dialer:                cfg.peerDialer(),
+		ResponseHeaderTimeout: cfg.responseHeaderTimeout(),
+		UpstreamIdle:          t.UpstreamIdle,
+		ClientIdle:            t.ClientIdle,
+		RequestHeader:         t.RequestHeader,
+		RequestBody:           t.RequestBody,
+		ClientSend:            t.ClientSend,
+		TrustedProxies:        cfg.TrustedProxies,
+		AccessLog:             cfg.AccessLog,
+		Log:                   cfg.Log,
+	}
 }
 
 func get(t *testing.T, url string) (int, string, http.Header) {

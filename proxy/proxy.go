@@ -3,14 +3,15 @@
 // peer, forwarded headers and error answers.
 //
 // Forwarding is done by FastServer, wharf's data path, for every protocol
-// it serves (HTTP/1.x plain and in TLS, HTTP/2). The reference engine,
-// Handler, is built on net/http's ReverseProxy: it serves no traffic, and
-// is what the tests hold the data path against.
+// it serves (HTTP/1.x plain and in TLS, HTTP/2).
 package proxy
 
 import (
+	"errors"
+	"net"
 	"net/http"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -44,10 +45,9 @@ type Config struct {
 	// 0 means DefaultRetryBodyLimit; negative disables keeping bodies.
 	RetryBodyLimit int64
 	// RetryBufferBudget bounds the memory of all request bodies kept for
-	// replay at one time, over both engines when they share Stats. A body
-	// that would go over it is streamed and not retried, as a body over
-	// RetryBodyLimit is. 0 means DefaultRetryBufferBudget; negative
-	// means none.
+	// replay at one time. A body that would go over it is streamed and
+	// not retried, as a body over RetryBodyLimit is. 0 means
+	// DefaultRetryBufferBudget; negative means none.
 	RetryBufferBudget int64
 	// DialTimeout bounds connecting to a peer; 0 means DefaultDialTimeout.
 	DialTimeout time.Duration
@@ -57,12 +57,10 @@ type Config struct {
 	// Timeouts bound how long the proxy's connections may wait; the zero
 	// value means the defaults.
 	Timeouts Timeouts
-	// MaxConns bounds the client connections of the fast data path (see
-	// FastServer); 0 means no bound.
+	// MaxConns bounds the client connections; 0 means no bound.
 	MaxConns int
-	// Gzip compresses answers on the data path, over every protocol; the
-	// zero value compresses nothing. The reference engine compresses
-	// only when wrapped by Gzip.
+	// Gzip compresses answers, over every protocol; the zero value
+	// compresses nothing.
 	Gzip GzipConfig
 
 	// TrustedProxies are the addresses whose forwarded fields are believed
@@ -78,14 +76,12 @@ type Config struct {
 	Log       zerolog.Logger
 }
 
-// Timeouts are the time limits of the connections the proxy keeps: the
-// client connections of the fast data path, and the idle connections to
-// peers of both engines. A zero or negative field means its default.
+// Timeouts are the time limits of the connections the proxy keeps, to
+// clients and to peers. A zero or negative field means its default.
 //
-// The client limits are socket read deadlines, which the fast path moves
-// lazily (see setLazyDeadline): a limit may run over by up to a second, or
-// a quarter of itself when that is less. The reference engine's entry
-// server (NewServer) keeps the defaults of ClientIdle and RequestHeader.
+// The client limits are socket read deadlines, which are moved lazily (see
+// setLazyDeadline): a limit may run over by up to a second, or a quarter
+// of itself when that is less.
 type Timeouts struct {
 	// ClientIdle closes a keep-alive client connection that has waited
 	// this long for its next request. Default: DefaultClientIdleTimeout
@@ -115,20 +111,39 @@ type Timeouts struct {
 	// DefaultUpstreamUnacked.
 	UpstreamUnacked time.Duration
 	// UpstreamIdle is how long an idle keep-alive connection to a peer
-	// may be reused; older ones are closed. Both engines keep their
-	// peer connections by it. Default: DefaultUpstreamIdleTimeout.
+	// may be reused; older ones are closed. Default:
+	// DefaultUpstreamIdleTimeout.
 	UpstreamIdle time.Duration
 	// TLSHandshake bounds a client's TLS handshake, from its accept.
 	// Default: DefaultTLSHandshakeTimeout.
 	TLSHandshake time.Duration
 
-	// idleHandoff is how long an idle client connection of the fast path
-	// waits on the goroutine that served its last request before a small
-	// one takes it over (see waitIdle). It changes what the connection
-	// costs, not how long it lives, so it is not for users to set; tests
-	// shorten it to see the hand-over without waiting a second. Default:
+	// idleHandoff is how long an idle client connection waits on the
+	// goroutine that served its last request before a small one takes it
+	// over (see waitIdle). It changes what the connection costs, not how
+	// long it lives, so it is not for users to set; tests shorten it to
+	// see the hand-over without waiting a second. Default:
 	// defaultIdleHandoff, and never more than ClientIdle.
 	idleHandoff time.Duration
+}
+
+// Stats are the proxy's counters that belong to no service.
+type Stats struct {
+	NoRoute atomic.Uint64 // requests answered 404: no service matched
+	// Shortage counts requests answered 503 because wharf lacked a file
+	// descriptor or memory to reach a peer (see localShortage).
+	Shortage atomic.Uint64
+	// Reclaimed counts idle client connections closed to make room under
+	// Config.MaxConns.
+	Reclaimed atomic.Uint64
+	// RetryBuffered is the memory, in bytes, that request bodies kept for
+	// replay hold against Config.RetryBufferBudget.
+	RetryBuffered atomic.Int64
+	// RetryBufferExhausted counts the bodies streamed without a retry
+	// because keeping them would have gone over the budget.
+	RetryBufferExhausted atomic.Uint64
+
+	shortageLog shortageLog
 }
 
 // Defaults of Config.
@@ -153,12 +168,11 @@ const (
 	DefaultUpstreamIdleTimeout = 30 * time.Second
 	DefaultTLSHandshakeTimeout = 10 * time.Second
 	defaultIdleHandoff         = time.Second
-	maxIdlePerPeer             = 1024
 )
 
 // withDefaults returns t with every zero or negative field set to its
-// default. Engines resolve their Timeouts once, when they are made, so
-// that a request reads plain values.
+// default. NewFastServer resolves its Timeouts once, so that a request
+// reads plain values.
 func (t Timeouts) withDefaults() Timeouts {
 	or := func(d, def time.Duration) time.Duration {
 		if d <= 0 {
@@ -226,13 +240,18 @@ func (c *Config) budgetLeft(attempts int, deadline time.Time) bool {
 	return deadline.IsZero() || time.Now().Before(deadline)
 }
 
-// mayRetry is the one place, for both engines, that decides whether a
-// failed attempt may be sent to another peer: only when its body can be
-// sent again, and then always when the request cannot have reached the
-// peer (the dial failed, or the peer's TCP acknowledged none of it), and
-// otherwise only when the method is idempotent.
+// mayRetry is the one place that decides whether a failed attempt may be
+// sent to another peer: only when its body can be sent again, and then
+// always when the request cannot have reached the peer (the dial failed,
+// or the peer's TCP acknowledged none of it), and otherwise only when the
+// method is idempotent.
 func mayRetry(err error, idempotent, replayable bool) bool {
 	return replayable && (idempotent || isDialError(err) || isUnread(err))
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // idempotent reports whether a request with this method may be sent again

@@ -12,18 +12,27 @@ import (
 
 	"github.com/wharflb/wharf/internal/testutil"
 	"github.com/wharflb/wharf/lb"
+	"github.com/wharflb/wharf/proxy/internal/reference"
 )
+
+// retryCounters are an engine's counters of bodies kept for replay.
+type retryCounters struct {
+	RetryBuffered        *atomic.Int64
+	RetryBufferExhausted *atomic.Uint64
+}
 
 // startWithStats starts engine name in front of backends and returns its
 // URL and counters.
-func startWithStats(t *testing.T, name string, cfg Config, backends ...lb.Backend) (string, *Stats) {
+func startWithStats(t *testing.T, name string, cfg Config, backends ...lb.Backend) (string, retryCounters) {
 	t.Helper()
 	if name == "fast" {
 		url, srv, _ := startFast(t, cfg, fastHooks{}, backends...)
-		return url, srv.Stats()
+		st := srv.Stats()
+		return url, retryCounters{&st.RetryBuffered, &st.RetryBufferExhausted}
 	}
 	srv, _ := newProxy(t, cfg, backends...)
-	return srv.URL, srv.Config.Handler.(*Handler).Stats()
+	st := srv.Config.Handler.(*reference.Handler).Stats()
+	return srv.URL, retryCounters{&st.RetryBuffered, &st.RetryBufferExhausted}
 }
 
 // Bodies kept for replay share one budget: while a slow client holds a

@@ -4,26 +4,10 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/http"
 	"time"
 )
 
-// NewServer returns the entry-point HTTP server for handler, with the
-// time limits a public-facing proxy needs: slow-header clients are cut off,
-// idle keep-alive connections are closed after nginx's keepalive_timeout.
-// They are the defaults of the fast path's (see Timeouts).
-func NewServer(handler http.Handler) *http.Server {
-	return &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: DefaultRequestHeaderTimeout,
-		IdleTimeout:       DefaultClientIdleTimeout,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          nil,
-	}
-}
-
-// Server is what Serve runs: *http.Server (the reference engine) or
-// *FastServer.
+// Server is what Serve runs: *FastServer.
 type Server interface {
 	Serve(net.Listener) error
 	Shutdown(context.Context) error
@@ -48,7 +32,7 @@ func Serve(ctx context.Context, srv Server, ln net.Listener, grace time.Duration
 		srv.Close()
 		return errors.New("shutdown timeout: some requests were cut off")
 	}
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && !errors.Is(serr, errServerClosed) {
+	if serr := <-errc; serr != nil && !errors.Is(serr, errServerClosed) {
 		return serr
 	}
 	return err

@@ -23,8 +23,8 @@ func startFast(t testing.TB, cfg Config, hooks fastHooks, backends ...lb.Backend
 	return startFastWith(t, nil, cfg, hooks, backends...)
 }
 
-// startFastWith is startFast over TLS with tc (and HTTP/2 to a reference
-// Handler) when tc is not nil; the URL is then https://.
+// startFastWith is startFast over TLS with tc (HTTP/2 offered by ALPN)
+// when tc is not nil; the URL is then https://.
 func startFastWith(t testing.TB, tc *tls.Config, cfg Config, hooks fastHooks, backends ...lb.Backend) (string, *FastServer, *lb.Balancer) {
 	t.Helper()
 	bal := lb.New(lb.OnRemove(ClosePeer))

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/wharflb/wharf/internal/testutil"
-	"github.com/wharflb/wharf/lb"
 )
 
 // The fast path closes a client connection that waits too long, by the
@@ -99,15 +98,14 @@ func TestUpstreamIdleTimeout(t *testing.T) {
 			t.Errorf("UpstreamIdle %v: the peer got %d connections, want %d", tc.upstreamIdle, n, tc.want)
 		}
 	}
-	// The reference engine's transport keeps them by the same value.
-	peer := &lb.Peer{Backend: be.backend(1)}
+	// The reference engine is given the same value, which its transports
+	// keep their connections by (TestTransportKeepsIdleFor in its package).
 	for _, tc := range []struct{ set, want time.Duration }{
 		{0, DefaultUpstreamIdleTimeout},
 		{7 * time.Second, 7 * time.Second},
 	} {
-		h := NewHandler(nil, Config{Timeouts: Timeouts{UpstreamIdle: tc.set}})
-		if got := h.newTransport(peer).IdleConnTimeout; got != tc.want {
-			t.Errorf("UpstreamIdle %v: the reference engine's IdleConnTimeout is %v, want %v", tc.set, got, tc.want)
+		if got := referenceConfig(Config{Timeouts: Timeouts{UpstreamIdle: tc.set}}).UpstreamIdle; got != tc.want {
+			t.Errorf("UpstreamIdle %v: the reference engine's is %v, want %v", tc.set, got, tc.want)
 		}
 	}
 }

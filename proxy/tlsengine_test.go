@@ -13,6 +13,7 @@ import (
 
 	"github.com/wharflb/wharf/internal/testutil"
 	"github.com/wharflb/wharf/lb"
+	"github.com/wharflb/wharf/proxy/internal/reference"
 )
 
 // The proxies under test serve an ECDSA P-256 certificate, or an RSA one,
@@ -62,13 +63,13 @@ func tlsServerConfig() *tls.Config {
 }
 
 // newProxyTLS is newProxy over TLS: net/http's server with the reference
-// Handler, HTTP/1.1 only.
+// engine, HTTP/1.1 only.
 func newProxyTLS(t testing.TB, cfg Config, backends ...lb.Backend) (string, *lb.Balancer) {
 	t.Helper()
-	bal := lb.New(lb.OnRemove(ClosePeer))
+	bal := lb.New(lb.OnRemove(reference.ClosePeer))
 	bal.Update("test", backends)
 	srv := httptest.NewUnstartedServer(nil)
-	srv.Config = NewServer(NewHandler(bal, cfg))
+	srv.Config = reference.NewServer(reference.New(bal, referenceConfig(cfg)))
 	srv.TLS = tlsServerConfig()
 	srv.TLS.NextProtos = []string{"http/1.1"}
 	srv.StartTLS()

@@ -12,26 +12,16 @@ import (
 	"github.com/wharflb/wharf/proxy/internal/httpwire"
 )
 
-// peerConns holds a peer's connections for both engines. It is the peer's
-// lb attachment, so it lives exactly as long as the peer, and ClosePeer
+// fastPool returns the pool of p's connections. It is the peer's lb
+// attachment, so it lives exactly as long as the peer, and ClosePeer
 // closes its idle connections when the peer leaves the table.
-type peerConns struct {
-	stdOnce sync.Once
-	std     *peerTransport
-	fast    upstreamPool
-}
-
-func connsOf(p *lb.Peer, cfg *Config) *peerConns {
-	return p.AttachOnce(func() any {
-		return &peerConns{fast: upstreamPool{network: p.Network, addr: p.Addr, dialer: cfg.peerDialer()}}
-	}).(*peerConns)
-}
-
 func fastPool(p *lb.Peer, cfg *Config) *upstreamPool {
-	return &connsOf(p, cfg).fast
+	return p.AttachOnce(func() any {
+		return &upstreamPool{network: p.Network, addr: p.Addr, dialer: cfg.peerDialer()}
+	}).(*upstreamPool)
 }
 
-// peerDialer is how both engines connect to peers: within DialTimeout,
+// peerDialer is how the proxy connects to peers: within DialTimeout,
 // with TCP keep-alive, and with Timeouts.UpstreamUnacked as the socket's
 // TCP_USER_TIMEOUT (see setUnackedLimit).
 //
@@ -64,13 +54,8 @@ func (c *Config) peerDialer() net.Dialer {
 // is the lb.OnRemove hook. Connections in use finish their exchange and are
 // closed instead of being kept.
 func ClosePeer(attachment any) {
-	pc, ok := attachment.(*peerConns)
-	if !ok {
-		return
-	}
-	pc.fast.close()
-	if pc.std != nil {
-		pc.std.closeOnce.Do(pc.std.CloseIdleConnections)
+	if p, ok := attachment.(*upstreamPool); ok {
+		p.close()
 	}
 }
 

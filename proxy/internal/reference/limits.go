@@ -1,4 +1,4 @@
-package proxy
+package reference
 
 import (
 	"bufio"
@@ -13,8 +13,7 @@ import (
 // body or two writes of an answer. These wrappers move the connection's
 // deadlines before each read and write, through http.ResponseController,
 // so that a client that stops sending a body, or stops taking an answer,
-// is cut off after Timeouts.RequestBody or Timeouts.ClientSend, as on the
-// fast path.
+// is cut off after Config.RequestBody or Config.ClientSend.
 
 // bodyReadLimit bounds each read of a request body by d.
 type bodyReadLimit struct {

@@ -1,4 +1,4 @@
-package proxy
+package reference
 
 import (
 	"bytes"
@@ -12,8 +12,6 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -33,25 +31,6 @@ type Handler struct {
 	cfg    Config
 	rp     *httputil.ReverseProxy
 	stats  *Stats
-}
-
-// Stats are the proxy's counters that belong to no service.
-type Stats struct {
-	NoRoute atomic.Uint64 // requests answered 404: no service matched
-	// Shortage counts requests answered 503 because wharf lacked a file
-	// descriptor or memory to reach a peer (see localShortage).
-	Shortage atomic.Uint64
-	// Reclaimed counts idle client connections closed to make room under
-	// Config.MaxConns.
-	Reclaimed atomic.Uint64
-	// RetryBuffered is the memory, in bytes, that request bodies kept for
-	// replay hold against Config.RetryBufferBudget.
-	RetryBuffered atomic.Int64
-	// RetryBufferExhausted counts the bodies streamed without a retry
-	// because keeping them would have gone over the budget.
-	RetryBufferExhausted atomic.Uint64
-
-	shortageLog shortageLog
 }
 
 // Stats returns the handler's counters.
@@ -77,9 +56,8 @@ type attemptKey struct{}
 
 var errRetryStatus = errors.New("peer answered with a retry-on-status code")
 
-// NewHandler returns the reference engine for router with cfg.
-func NewHandler(router Router, cfg Config) *Handler {
-	cfg.Timeouts = cfg.Timeouts.withDefaults()
+// New returns the reference engine for router with cfg.
+func New(router Router, cfg Config) *Handler {
 	h := &Handler{router: router, cfg: cfg, stats: &Stats{}}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
@@ -109,17 +87,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	route := string(norm)
 	pool := h.router.Route(r.Host, route)
 	if pool == nil {
-		h.stats.NoRoute.Add(1)
 		writeError(w, http.StatusNotFound, msgNoRoute, "")
 		h.accessLog(r, nil, http.StatusNotFound, nil, 0, start)
 		return
 	}
 	rc := http.NewResponseController(w)
 	defer rc.SetWriteDeadline(time.Time{}) // the next request on the connection starts afresh
-	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = &bodyReadLimit{ReadCloser: r.Body, rc: rc, d: h.cfg.Timeouts.RequestBody}
+	if r.Body != nil && r.Body != http.NoBody && h.cfg.RequestBody > 0 {
+		r.Body = &bodyReadLimit{ReadCloser: r.Body, rc: rc, d: h.cfg.RequestBody}
 	}
-	w = &sendLimit{ResponseWriter: w, rc: rc, d: h.cfg.Timeouts.ClientSend}
+	if h.cfg.ClientSend > 0 {
+		w = &sendLimit{ResponseWriter: w, rc: rc, d: h.cfg.ClientSend}
+	}
 	var cw *countingWriter
 	if h.cfg.AccessLog {
 		cw = &countingWriter{ResponseWriter: w}
@@ -188,8 +167,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, pool *lb.Pool, r
 		case a.wrote:
 			return a.answered, tried // too late to retry: the client has part of an answer
 		case localShortage(a.err):
-			h.stats.Shortage.Add(1)
-			h.stats.shortageLog.note(h.cfg.Log, a.err)
+			// Logged at each request: the reference serves no traffic
+			// that could flood the log.
+			h.cfg.Log.Error().Err(a.err).Msg("short of file descriptors or memory: answering 503")
 			writeError(w, http.StatusServiceUnavailable, msgShortage, pool.Name())
 			return http.StatusServiceUnavailable, tried
 		}
@@ -265,31 +245,6 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, a *attempt) {
 	h.rp.ServeHTTP(w, r)
 }
 
-// hasUntried reports whether any peer of pool was not tried yet.
-func hasUntried(pool *lb.Pool, tried []*lb.Peer) bool {
-	now := pool.Now()
-	for _, p := range pool.Peers() {
-		if p.Available(now) && !contains(tried, p) {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(list []*lb.Peer, p *lb.Peer) bool {
-	for _, q := range list {
-		if q == p {
-			return true
-		}
-	}
-	return false
-}
-
-func isDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
-}
-
 // bufferBody reads a request body of at most RetryBodyLimit bytes into
 // memory so that it can be replayed, taking the memory from
 // RetryBufferBudget as the body arrives; the caller gives back held bytes
@@ -299,11 +254,11 @@ func (h *Handler) bufferBody(r *http.Request) (body []byte, held int64, replayab
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return nil, 0, true, nil
 	}
-	limit := h.cfg.retryBodyLimit()
+	limit := max(h.cfg.RetryBodyLimit, 0)
 	if r.ContentLength > limit || limit == 0 {
 		return nil, 0, false, nil
 	}
-	budget := h.cfg.retryBufferBudget()
+	budget := max(h.cfg.RetryBufferBudget, 0)
 	// The buffer grows as bytes arrive, by doubling from 4 KiB, to the
 	// announced length or, for a chunked body, one byte over the limit,
 	// which tells a body over it.
@@ -366,8 +321,8 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	// net/http already answered the client's Expect: 100-continue when the
 	// body was first read; the peer gets the body at once.
 	out.Header.Del("Expect")
-	// A request's trailer fields are dropped, as on the fast path and as
-	// nginx does (see untrailed).
+	// A request's trailer fields are dropped, as on the data path and as
+	// nginx does (see proxy's untrailed).
 	out.Trailer = nil
 	h.setForwarded(out.Header, in)
 }
@@ -376,7 +331,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 var forwardedFields = []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", "X-Real-Ip", "True-Client-Ip"}
 
 // setForwarded writes the forwarded fields of out by the trust model of
-// httpwire.AppendRequest, which the fast path uses, from the fields of in
+// httpwire.AppendRequest, which the data path uses, from the fields of in
 // (a Connection field naming them has no say), and drops names holding
 // "_", as nginx does by default: WSGI and CGI servers read X_Forwarded_For
 // as X-Forwarded-For.
@@ -447,37 +402,43 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 	return nil
 }
 
-// roundTrip sends the request over the peer's own transport, so that each
-// peer's idle connections can be closed when it leaves.
+// roundTrip sends the request over the peer's own transport, kept as the
+// peer's lb attachment: it lives as long as the peer's state, across table
+// updates, and ClosePeer closes its idle connections when the peer leaves.
+// A balancer therefore serves one engine, as the data path keeps its own
+// connections there.
 func (h *Handler) roundTrip(r *http.Request) (*http.Response, error) {
-	a := attemptOf(r)
-	pc := connsOf(a.peer, &h.cfg)
-	pc.stdOnce.Do(func() { pc.std = h.newTransport(a.peer) })
-	return pc.std.RoundTrip(r)
+	p := attemptOf(r).peer
+	tr := p.AttachOnce(func() any { return h.newTransport(p) }).(*http.Transport)
+	return tr.RoundTrip(r)
 }
 
-// peerTransport is the connection pool of one peer.
-type peerTransport struct {
-	*http.Transport
-	closeOnce sync.Once
+// ClosePeer closes the idle connections of a peer that left the table; it
+// is the lb.OnRemove hook of a balancer the reference engine serves.
+func ClosePeer(attachment any) {
+	if tr, ok := attachment.(*http.Transport); ok {
+		tr.CloseIdleConnections()
+	}
 }
 
-func (h *Handler) newTransport(p *lb.Peer) *peerTransport {
-	d := h.cfg.peerDialer()
-	headerTimeout := h.cfg.responseHeaderTimeout()
+// maxIdlePerPeer bounds the idle connections kept to one peer.
+const maxIdlePerPeer = 1024
+
+func (h *Handler) newTransport(p *lb.Peer) *http.Transport {
+	d := h.cfg.Dialer
 	network, addr := p.Network, p.Addr
-	return &peerTransport{Transport: &http.Transport{
+	return &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return d.DialContext(ctx, network, addr)
 		},
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   maxIdlePerPeer,
-		IdleConnTimeout:       h.cfg.Timeouts.UpstreamIdle,
-		ResponseHeaderTimeout: headerTimeout,
+		IdleConnTimeout:       h.cfg.UpstreamIdle,
+		ResponseHeaderTimeout: h.cfg.ResponseHeaderTimeout,
 		DisableCompression:    true,
 		ForceAttemptHTTP2:     false,
 		ExpectContinueTimeout: time.Second,
-	}}
+	}
 }
 
 // debugWriter sends ReverseProxy's own messages (a peer that broke off a
