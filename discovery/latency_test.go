@@ -227,7 +227,7 @@ func serveProxy(t *testing.T, bal *lb.Balancer) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := proxy.NewFastServer(bal, proxy.Config{Log: zerolog.Nop()}, nil)
+	srv := proxy.NewFastServer(bal, proxy.Config{Log: zerolog.Nop()})
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return "http://" + ln.Addr().String()

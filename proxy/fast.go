@@ -97,14 +97,10 @@ func putSized(b *[]byte) {
 	}
 }
 
-// NewFastServer returns the fast data path for router. stats may be shared
-// with a Handler serving other listeners.
-func NewFastServer(router Router, cfg Config, stats *Stats) *FastServer {
-	if stats == nil {
-		stats = &Stats{}
-	}
+// NewFastServer returns the fast data path for router.
+func NewFastServer(router Router, cfg Config) *FastServer {
 	cfg.Timeouts = cfg.Timeouts.withDefaults()
-	return &FastServer{router: router, cfg: cfg, stats: stats, gzip: newGzipRules(cfg.Gzip),
+	return &FastServer{router: router, cfg: cfg, stats: &Stats{}, gzip: newGzipRules(cfg.Gzip),
 		lns: map[net.Listener]struct{}{}, conns: map[*fastConn]struct{}{}, done: make(chan struct{}),
 		freed: make(chan struct{}, 1)}
 }

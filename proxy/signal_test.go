@@ -33,7 +33,7 @@ func startFastWith(t testing.TB, tc *tls.Config, cfg Config, hooks fastHooks, ba
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewFastServer(bal, cfg, nil)
+	srv := NewFastServer(bal, cfg)
 	srv.hooks = hooks
 	scheme := "http://"
 	if tc != nil {

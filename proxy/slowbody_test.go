@@ -184,7 +184,7 @@ func TestSlowBodyStacksStaySmall(t *testing.T) {
 func TestStreamedBodyHeadShrinks(t *testing.T) {
 	bal := lb.New()
 	bal.Update("test", []lb.Backend{{ID: "p", Name: "p", Network: "tcp", Addr: "127.0.0.1:1", Weight: 1}})
-	srv := NewFastServer(bal, Config{RetryBufferBudget: -1}, nil)
+	srv := NewFastServer(bal, Config{RetryBufferBudget: -1})
 	c := &fastConn{s: srv, clientIP: netip.MustParseAddr("127.0.0.1")}
 	c.in = getBuf()
 	head := fmt.Sprintf("POST /up HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n", 64<<10)

@@ -203,7 +203,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		tlsConfig.SessionTicketsDisabled = !cfg.TLSSessionTickets
 		scheme = "https"
 	}
-	fs := proxy.NewFastServer(bal, proxyCfg, nil)
+	fs := proxy.NewFastServer(bal, proxyCfg)
 	if tlsConfig != nil {
 		fs.EnableTLS(tlsConfig, true)
 	}
