@@ -488,44 +488,6 @@ func (h *h2Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	return nil
 }
 
-// Streams run on goroutines kept between streams, of any connection: a
-// new goroutine's stack grows to what an exchange needs, copying itself
-// each time, on every stream, where a kept one has grown already. At
-// most h2IdleWorkers wait for a stream, about 8 KiB each; the rest end.
-const h2IdleWorkers = 256
-
-type h2Job struct {
-	st     *h2Stream
-	status int
-}
-
-var (
-	h2Work        = make(chan h2Job)
-	h2IdleWorking atomic.Int32
-)
-
-// startStream runs st's exchange, or answers status, on a waiting
-// goroutine, or a new one when none waits.
-func startStream(st *h2Stream, status int) {
-	select {
-	case h2Work <- h2Job{st, status}:
-	default:
-		go h2Worker(h2Job{st, status})
-	}
-}
-
-func h2Worker(j h2Job) {
-	for {
-		j.st.run(j.status)
-		if h2IdleWorking.Add(1) > h2IdleWorkers {
-			h2IdleWorking.Add(-1)
-			return
-		}
-		j = <-h2Work
-		h2IdleWorking.Add(-1)
-	}
-}
-
 // forgetLocked takes st out of the connection's streams once its
 // exchange has ended and nothing more can arrive for it; h.mu is held.
 func (h *h2Conn) forgetLocked(st *h2Stream) {

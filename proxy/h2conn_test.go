@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/net/http2"
@@ -217,4 +218,80 @@ func TestH2EarlyHints(t *testing.T) {
 			t.Fatalf("interim answers %q, want [%q]", hints, want)
 		}
 	})
+}
+
+// TestH2WorkersFollowTheLoad: the goroutines that run streams are kept
+// for the next ones, as many as the load had at once, and end once idle
+// through two sweeps.
+func TestH2WorkersFollowTheLoad(t *testing.T) {
+	const conns, perConn = 3, 100 // more at once than a fixed cap of 256
+	var gate atomic.Pointer[chan struct{}]
+	held := make(chan struct{}, conns*perConn)
+	be := newBackend(t, "peer", func(w http.ResponseWriter, r *http.Request) {
+		g := *gate.Load()
+		held <- struct{}{}
+		<-g
+		io.WriteString(w, "peer")
+	})
+	url, _, _ := startFastTLS(t, Config{}, fastHooks{}, be.backend(1))
+	ws := &h2Workers
+	idle := func() (int, uint64) {
+		ws.mu.Lock()
+		defer ws.mu.Unlock()
+		return len(ws.idle), ws.gen
+	}
+	// Workers idle from earlier tests end.
+	sweepH2Workers()
+	sweepH2Workers()
+	clients := make([]*h2Attacker, conns)
+	for i := range clients {
+		clients[i] = dialH2(t, url, 0)
+		clients[i].read()
+	}
+	next := uint32(1)
+	burst := func() int {
+		t.Helper()
+		g := make(chan struct{})
+		gate.Store(&g)
+		first := next
+		for _, a := range clients {
+			for i := range uint32(perConn) {
+				if err := a.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: first + 2*i,
+					BlockFragment: a.headerBlock("/"), EndStream: true, EndHeaders: true}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		next += 2 * perConn
+		for range conns * perConn {
+			await(t, held, "a stream's request at the peer")
+		}
+		close(g)
+		for _, a := range clients {
+			for i := range uint32(perConn) {
+				if got := a.awaitStatus(first + 2*i); got != "200" {
+					t.Fatalf("status %q", got)
+				}
+			}
+		}
+		// A stream's worker goes idle just after its answer is sent.
+		n := 0
+		waitFor(t, "the workers idle", func() bool { n, _ = idle(); return n >= conns*perConn })
+		return n
+	}
+	after := burst()
+	if got := burst(); got != after {
+		t.Fatalf("%d idle workers after a second burst as large, want the %d of the first: none new", got, after)
+	}
+	_, gen := idle()
+	sweepH2Workers()
+	if got, now := idle(); now == gen+1 && got != after {
+		// Only this sweep ran: the workers have been idle for less than
+		// a period.
+		t.Fatalf("%d idle workers after one sweep, want %d", got, after)
+	}
+	sweepH2Workers()
+	if got, _ := idle(); got != 0 {
+		t.Fatalf("%d idle workers after two sweeps, want 0", got)
+	}
 }
