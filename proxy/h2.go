@@ -45,11 +45,12 @@ const (
 
 // h2Conn is one client connection speaking HTTP/2.
 type h2Conn struct {
-	s  *FastServer
-	fc *fastConn // the connection as the server counts it
-	nc net.Conn  // the client connection: *tls.Conn over TLS
-	br *bufio.Reader
-	fr *http2.Framer
+	s   *FastServer
+	fc  *fastConn // the connection as the server counts it
+	nc  net.Conn  // the client connection: *tls.Conn over TLS
+	br  *bufio.Reader
+	fr  *http2.Framer
+	dec h2Decoding // the reading goroutine's own
 
 	// Writing: frames are written under wmu into bw; waiting counts the
 	// writers that want wmu, and the one that leaves it at zero flushes.
@@ -108,8 +109,7 @@ func (c *fastConn) serveH2(pre []byte) {
 	// Each frame is done with before the next is read (DATA is copied
 	// into its stream's buffer), so the Framer may reuse them.
 	h.fr.SetReuseFrames()
-	h.fr.MaxHeaderListSize = h2MaxHeaderBytes
-	h.fr.ReadMetaHeaders = hpack.NewDecoder(h2HeaderTableSize, nil)
+	h.dec.init() // header blocks are decoded by readBlock
 	// Answers' fields are sent as literals, never indexed, as nginx sends
 	// them: the encoder then keeps no reference to them (they are views
 	// of a buffer that is reused), and holds no table per connection.
@@ -227,8 +227,12 @@ func (h *h2Conn) handle(f http2.Frame) error {
 		h.sawFirst = true
 	}
 	switch f := f.(type) {
-	case *http2.MetaHeadersFrame:
-		return h.onHeaders(f)
+	case *http2.HeadersFrame:
+		b, err := h.readBlock(f)
+		if err != nil {
+			return err
+		}
+		return h.onHeaders(b)
 	case *http2.DataFrame:
 		return h.onData(f)
 	case *http2.SettingsFrame:
@@ -402,7 +406,7 @@ func (h *h2Conn) giveBack(id uint32, n int64) {
 	})
 }
 
-func (h *h2Conn) onHeaders(f *http2.MetaHeadersFrame) error {
+func (h *h2Conn) onHeaders(f *h2Block) error {
 	id := f.StreamID
 	if id%2 != 1 {
 		return http2.ConnectionError(http2.ErrCodeProtocol)
@@ -427,7 +431,7 @@ func (h *h2Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 			return http2.ConnectionError(http2.ErrCodeProtocol)
 		}
 		st.trailers = true
-		if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
+		if !f.StreamEnded() || len(f.pseudo()) > 0 {
 			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 		}
 		if st.declared >= 0 && st.got != st.declared {

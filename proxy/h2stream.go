@@ -132,16 +132,16 @@ func connectionField(name string) bool {
 // head, into the exchange's buffer, parsed. It returns a status to answer
 // with instead of forwarding (0: forward), or a StreamError for a
 // malformed request.
-func (st *h2Stream) request(f *http2.MetaHeadersFrame) (int, error) {
+func (st *h2Stream) request(f *h2Block) (int, error) {
 	h := st.h
 	c := &st.ex
 	c.s, c.c, c.tc, c.clientIP, c.h2s = h.s, h.nc, h.fc.tc, h.fc.clientIP, st
 	malformed := http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
-	if f.Truncated {
+	if f.truncated {
 		return 431, nil
 	}
 	var method, scheme, path, authority string
-	for _, hf := range f.PseudoFields() {
+	for _, hf := range f.pseudo() {
 		switch hf.Name {
 		case ":method":
 			method = hf.Value
@@ -167,7 +167,7 @@ func (st *h2Stream) request(f *http2.MetaHeadersFrame) (int, error) {
 	if scheme == "" || path == "" || path[0] != '/' && !(path == "*" && method == "OPTIONS") {
 		return 0, malformed
 	}
-	fields := f.RegularFields()
+	fields := f.regular()
 	size := len(method) + len(path) + len(authority) + 64
 	var cookies int
 	for _, hf := range fields {
