@@ -2,6 +2,7 @@ package lb
 
 import (
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -74,6 +75,18 @@ func (p *Pool) Peers() []*Peer { return p.peers }
 
 // Now reads the pool's clock (nanoseconds), for callers that report outcomes.
 func (p *Pool) Now() int64 { return p.clock() }
+
+// HasUntried reports whether a peer of the pool that is available now is
+// not among tried: whether another attempt has somewhere to go.
+func (p *Pool) HasUntried(tried []*Peer) bool {
+	now := p.clock()
+	for _, peer := range p.peers {
+		if peer.Available(now) && !slices.Contains(tried, peer) {
+			return true
+		}
+	}
+	return false
+}
 
 // Policy is the service's selection policy.
 func (p *Pool) Policy() Policy { return p.policy }

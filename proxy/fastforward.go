@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"slices"
 	"syscall"
 	"time"
 	"unsafe"
@@ -107,7 +106,7 @@ func (f *forwarding) run() (int, bool) {
 			return 502, keep
 		}
 		f.tried = append(f.tried, peer)
-		swallow := f.replay && f.idempotent && f.budgetLeft() && hasUntried(f.pool, f.tried)
+		swallow := f.replay && f.idempotent && f.budgetLeft() && f.pool.HasUntried(f.tried)
 		status, keep, out, err := f.attempt(peer, swallow)
 		switch out {
 		case answered:
@@ -139,17 +138,6 @@ func (f *forwarding) run() (int, bool) {
 }
 
 func (f *forwarding) budgetLeft() bool { return f.c.s.cfg.budgetLeft(len(f.tried), f.deadline) }
-
-// hasUntried reports whether any peer of pool was not tried yet.
-func hasUntried(pool *lb.Pool, tried []*lb.Peer) bool {
-	now := pool.Now()
-	for _, p := range pool.Peers() {
-		if p.Available(now) && !slices.Contains(tried, p) {
-			return true
-		}
-	}
-	return false
-}
 
 // prepare builds the upstream request head and, when the body is small
 // enough, reads all of it so that it can be replayed; it consumes the head

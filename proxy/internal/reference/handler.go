@@ -150,7 +150,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, pool *lb.Pool, r
 		}
 		tried = append(tried, peer)
 		budget := h.cfg.budgetLeft(len(tried), deadline)
-		swallow := budget && replayable && idempotent(r.Method) && hasUntried(pool, tried)
+		swallow := budget && replayable && idempotent(r.Method) && pool.HasUntried(tried)
 		*a = attempt{peer: peer, pool: pool, route: route, swallowStatus: swallow}
 
 		out := r.WithContext(ctx)

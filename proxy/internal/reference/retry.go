@@ -4,11 +4,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"slices"
 	"syscall"
 	"time"
-
-	"github.com/wharflb/wharf/lb"
 )
 
 // The retry rules below say what the data path's say (package proxy), in
@@ -65,15 +62,4 @@ func (c *Config) budgetLeft(attempts int, deadline time.Time) bool {
 		return false
 	}
 	return deadline.IsZero() || time.Now().Before(deadline)
-}
-
-// hasUntried reports whether any peer of pool was not tried yet.
-func hasUntried(pool *lb.Pool, tried []*lb.Peer) bool {
-	now := pool.Now()
-	for _, p := range pool.Peers() {
-		if p.Available(now) && !slices.Contains(tried, p) {
-			return true
-		}
-	}
-	return false
 }
